@@ -1,0 +1,136 @@
+"""The SQL sink: where a page of samples becomes rows, atomically.
+
+One call to Sink.write is one transaction: the page's samples, its
+quarantined items and, when asked, the advance of its stream's checkpoint.
+"""
+
+import dataclasses
+import logging
+import threading
+
+import orjson
+import sqlalchemy as sa
+import tenacity
+
+from meter_export import checkpoint
+from meter_export import utils
+from meter_export.sink import rows as sink_rows
+from meter_export.sink import sql
+from meter_export.sink import upsert
+
+LOG = logging.getLogger(__name__)
+
+
+class SinkError(Exception):
+    """The database refused a write and retrying did not help."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    written: int
+    quarantined: int
+
+
+def _retryable(exc):
+    # NOTE(sink): lost connections, deadlocks, lock timeouts and "database is
+    # locked" are all OperationalError; data errors are not retried, they are
+    # isolated and quarantined instead (Sink._upsert_isolating).
+    return isinstance(exc, sa.exc.OperationalError) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
+
+
+class Sink:
+    """Writes samples and checkpoints into the destination database."""
+
+    def __init__(self, url, samples_table="samples", batch_size=10000, retry_timeout=120, shutdown=None):
+        self.engine = sql.make_engine(url)
+        self.metadata = sql.make_metadata(samples_table)
+        self.samples = self.metadata.tables[samples_table]
+        self.checkpoints = self.metadata.tables["checkpoints"]
+        self.quarantine = self.metadata.tables["quarantine"]
+        self.batch_size = batch_size
+        self._writer = upsert.writer_for(self.engine.dialect)
+        self._shutdown = shutdown or threading.Event()
+        self._retry = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retryable),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=15),
+            stop=tenacity.stop_after_delay(retry_timeout) | tenacity.stop_when_event_set(self._shutdown),
+            sleep=tenacity.nap.sleep_using_event(self._shutdown),
+            before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
+            reraise=True,
+        )
+
+    @classmethod
+    def from_conf(cls, conf, shutdown=None):
+        db = conf.database
+        return cls(db.connection, db.samples_table, db.batch_size, db.retry_timeout, shutdown)
+
+    def __str__(self):
+        return "Sink(%s)" % sql.masked(self.engine.url)
+
+    def write(self, items, stream=None, advance_to=None, scope=sql.LIVE_SCOPE):
+        """Upsert a page and quarantine what cannot be stored, in one transaction.
+
+        :param items: Samples and Rejected, as a source driver yields them.
+        :param stream: the Stream they came from (for quarantine and checkpoint).
+        :param advance_to: when given, the stream's checkpoint moves to it in
+            the same transaction.
+        :raises SinkError: the database kept failing.
+        """
+        good, rejected = sink_rows.prepare(items)
+        try:
+            return self._retry(self._transaction, good, rejected, stream, advance_to, scope)
+        except sa.exc.SQLAlchemyError as e:
+            raise SinkError("writing %d samples of %s failed: %s" % (len(good), stream, e)) from e
+
+    def _transaction(self, good, rejected, stream, advance_to, scope):
+        now = utils.utcnow()
+        with self.engine.begin() as conn:
+            refused = self._upsert_isolating(conn, good)
+            rejected = rejected + refused
+            if rejected:
+                conn.execute(self.quarantine.insert(), [self._quarantine_row(r, stream, now) for r in rejected])
+            if advance_to is not None:
+                checkpoint.advance(conn, self.checkpoints, scope, stream.key, advance_to, now)
+        return WriteResult(len(good) - len(refused), len(rejected))
+
+    def _upsert_isolating(self, conn, good):
+        """Upsert in batches; a batch the database refuses is split until the
+        bad rows are found, and those are returned as Rejected."""
+        rejected = []
+        pending = [good[i : i + self.batch_size] for i in range(0, len(good), self.batch_size)]
+        while pending:
+            batch = pending.pop()
+            if not batch:
+                continue
+            try:
+                with conn.begin_nested():
+                    self._writer(conn, self.samples, batch)
+            except (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError, ValueError) as e:
+                if len(batch) == 1:
+                    rejected.append(_refused(batch[0], e))
+                    continue
+                half = len(batch) // 2
+                pending += [batch[:half], batch[half:]]
+        return rejected
+
+    def _quarantine_row(self, rejected, stream, now):
+        return {
+            "quarantined_at": now,
+            "stream": str(stream) if stream is not None else None,
+            "message_id": (rejected.message_id or "")[: sql.NAME_LENGTH] or None,
+            "reason": rejected.reason,
+            "payload": rejected.payload,
+        }
+
+    def checkpoint(self, key, scope=sql.LIVE_SCOPE):
+        with self.engine.connect() as conn:
+            return checkpoint.get(conn, self.checkpoints, scope, key)
+
+    def close(self):
+        self.engine.dispose()
+
+
+def _refused(row, error):
+    payload = orjson.dumps(dict(zip(upsert.COLUMNS, row)), default=str).decode()
+    reason = "refused by the database: %s" % str(getattr(error, "orig", error)).splitlines()[0]
+    return sink_rows.Rejected(payload, reason, row[0])

@@ -1,0 +1,140 @@
+"""The contract between telemetry sources and the rest of meter-export.
+
+A source driver turns one stream's half-open time window into pages of
+:class:`Sample` (or :class:`Rejected` for what it could not map).  Everything
+downstream (the SQL sink, the checkpoint, rating) only ever sees these values.
+"""
+
+import abc
+import dataclasses
+import datetime
+import typing
+
+import stevedore
+
+
+class Sample(typing.NamedTuple):
+    """One telemetry sample, exactly as it lands in the samples table.
+
+    NOTE(sink): a NamedTuple rather than a frozen dataclass: it is just as
+    immutable, and its field order IS the table's column order, so the sink
+    can hand a Sample to a COPY or an executemany with no per-row conversion.
+    """
+
+    message_id: str
+    counter_name: str
+    counter_type: str
+    counter_unit: typing.Optional[str]
+    counter_volume: float
+    project_id: typing.Optional[str]
+    user_id: typing.Optional[str]
+    resource_id: typing.Optional[str]
+    source: typing.Optional[str]
+    timestamp: datetime.datetime  # timezone-aware, UTC
+    recorded_at: typing.Optional[datetime.datetime]  # timezone-aware, UTC
+    resource_metadata: typing.Optional[dict]
+
+
+class Rejected(typing.NamedTuple):
+    """Something a source returned that cannot become a Sample.
+
+    It goes to the quarantine table with its reason; the rest of the page
+    still lands.
+    """
+
+    payload: str  # the raw item as received, as text
+    reason: str
+    message_id: typing.Optional[str] = None
+
+
+Item = typing.Union[Sample, Rejected]
+
+
+@dataclasses.dataclass(frozen=True)
+class MeterSpec:
+    """One meter listed under a filter, with its per-meter settings."""
+
+    name: str
+    counter_type: str = "gauge"
+    granularity: typing.Optional[int] = None  # Gnocchi only; None: finest
+    aggregation: str = "mean"  # Gnocchi only
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    """A named selection of resources and the meters to export for them."""
+
+    name: str
+    meters: typing.Tuple[MeterSpec, ...]
+    project_id: typing.Optional[str] = None
+    user_id: typing.Optional[str] = None
+    resource_id: typing.Optional[str] = None
+    resource_type: str = "generic"  # Gnocchi only
+    raw_query: typing.Any = None  # source-specific extra query
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """The unit of checkpointing: one meter of one filter of one source."""
+
+    source: str
+    filter: Filter
+    meter: MeterSpec
+
+    @property
+    def key(self) -> typing.Tuple[str, str, str]:
+        return (self.source, self.filter.name, self.meter.name)
+
+    def __str__(self):
+        return "/".join(self.key)
+
+
+class SourceError(Exception):
+    """Base of every error a source driver raises."""
+
+
+class SourceUnavailable(SourceError):
+    """The telemetry API could not be reached or kept failing; retry later."""
+
+
+class SourceConfigError(SourceError):
+    """The source refuses the configuration (wrong auth, 410 Gone, ...)."""
+
+
+class SourceDriver(abc.ABC):
+    """Reads samples of one stream for a time window.
+
+    Drivers are built in the process that uses them (the worker child), with
+    the service's ConfigOpts; they must not touch the network in __init__.
+    """
+
+    def __init__(self, conf):
+        self.conf = conf
+
+    @abc.abstractmethod
+    def fetch(
+        self,
+        stream: Stream,
+        start: datetime.datetime,
+        end: datetime.datetime,
+    ) -> typing.Iterator[typing.List[Item]]:
+        """Yield pages holding every sample with ``start <= timestamp < end``.
+
+        Called once per window by the sync pipeline; ``start`` and ``end`` are
+        timezone-aware UTC.  A sample may appear more than once (the sink
+        upserts on ``message_id``), but none may be missing once the
+        generator is exhausted.
+
+        :raises SourceUnavailable: the API kept failing after retries.
+        :raises SourceConfigError: the API refuses this configuration.
+        """
+
+    def close(self):
+        """Release connections; called when the worker stops."""
+
+
+def get_driver(conf) -> SourceDriver:
+    """Load the source driver named by ``[source] driver``."""
+    return stevedore.driver.DriverManager(
+        "meter_export.sources", conf.source.driver, invoke_on_load=True, invoke_args=(conf,)
+    ).driver

@@ -1,0 +1,74 @@
+"""Small shared helpers: time, ISO 8601 parsing, retry presets."""
+
+import datetime
+import logging
+import re
+import time
+
+import tenacity
+
+LOG = logging.getLogger(__name__)
+
+UTC = datetime.timezone.utc
+
+_DURATION = re.compile(
+    r"^-P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+def utcnow():
+    return datetime.datetime.now(UTC)
+
+
+def parse_utc(text):
+    """Parse an ISO 8601 timestamp; a naive one is taken as UTC.
+
+    :raises ValueError: not ISO 8601.
+    """
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_start(text, now=None):
+    """An ISO 8601 UTC timestamp, or a negative duration such as -P7D from now.
+
+    :raises ValueError: neither form.
+    """
+    match = _DURATION.match(text or "")
+    if match and any(match.groupdict().values()):
+        parts = {k: int(v) for k, v in match.groupdict().items() if v}
+        return (now or utcnow()) - datetime.timedelta(**parts)
+    try:
+        return parse_utc(text)
+    except (ValueError, AttributeError):
+        raise ValueError("%r is neither an ISO 8601 UTC timestamp nor a negative ISO 8601 duration like -P7D" % text)
+
+
+def isoformat(value):
+    """UTC, 6-digit microseconds, no offset: the form both APIs accept."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+class StopWatch:
+    """Monotonic elapsed time."""
+
+    def __init__(self):
+        self._start = time.monotonic()
+
+    def elapsed(self):
+        return time.monotonic() - self._start
+
+
+def retry_forever(what, shutdown=None):
+    """For start-up connections: retry until it works or we are told to stop."""
+    stop = tenacity.stop_when_event_set(shutdown) if shutdown else tenacity.stop_never
+    return tenacity.Retrying(
+        wait=tenacity.wait_exponential(multiplier=1, max=60),
+        stop=stop,
+        sleep=tenacity.nap.sleep_using_event(shutdown) if shutdown else time.sleep,
+        before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
+        reraise=True,
+    )
