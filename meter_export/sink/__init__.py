@@ -31,11 +31,27 @@ class WriteResult:
     quarantined: int
 
 
+# NOTE(sink): only failures that can succeed later are retried: a lost or
+# refused connection, a deadlock, a lock timeout, a busy SQLite file. Any other
+# database error is about the data; those rows are isolated and quarantined
+# (Sink._upsert_isolating) so one bad row never blocks a stream.
+_MYSQL_TRANSIENT = {1205, 1213, 2002, 2003, 2006, 2013, 2055}
+_PG_TRANSIENT = {"40001", "40P01", "57P01", "57P02", "57P03", "53300"}
+
+
 def _retryable(exc):
-    # NOTE(sink): lost connections, deadlocks, lock timeouts and "database is
-    # locked" are all OperationalError; data errors are not retried, they are
-    # isolated and quarantined instead (Sink._upsert_isolating).
-    return isinstance(exc, sa.exc.OperationalError) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if type(orig).__module__.startswith("psycopg"):
+        # No SQLSTATE on an OperationalError means the connection itself failed.
+        return code is None and isinstance(exc, sa.exc.OperationalError) or code in _PG_TRANSIENT or (code or "").startswith("08")
+    if type(orig).__module__.startswith("pymysql") or type(orig).__module__.startswith("MySQLdb"):
+        return bool(orig.args) and orig.args[0] in _MYSQL_TRANSIENT
+    return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(orig) or "busy" in str(orig))
 
 
 class Sink:
@@ -104,14 +120,27 @@ class Sink:
                 continue
             try:
                 with conn.begin_nested():
-                    self._writer(conn, self.samples, batch)
-            except (sa.exc.DataError, sa.exc.IntegrityError, sa.exc.ProgrammingError, ValueError) as e:
+                    self._call_writer(conn, batch)
+            except (sa.exc.DBAPIError, ValueError) as e:
+                if _retryable(e):
+                    raise
                 if len(batch) == 1:
                     rejected.append(_refused(batch[0], e))
                     continue
                 half = len(batch) // 2
                 pending += [batch[:half], batch[half:]]
         return rejected
+
+    def _call_writer(self, conn, batch):
+        """Run the driver-level writer; its DBAPI errors become SQLAlchemy's."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            self._writer(conn, self.samples, batch)
+        except dbapi.Error as e:
+            lost = self.engine.dialect.is_disconnect(e, conn.connection.dbapi_connection, None)
+            if lost:
+                conn.invalidate()
+            raise sa.exc.DBAPIError.instance(None, None, e, dbapi.Error, connection_invalidated=lost) from e
 
     def _quarantine_row(self, rejected, stream, now):
         return {

@@ -5,6 +5,7 @@ pass, local lookups, no per-field function calls on the common case.
 """
 
 import datetime
+import json
 import math
 
 import orjson
@@ -87,7 +88,13 @@ def _metadata_json(metadata):
 
 
 def _payload(sample):
-    return orjson.dumps(sample._asdict(), default=repr, option=orjson.OPT_NON_STR_KEYS).decode("utf-8", "replace")
+    """The rejected sample as text for the quarantine table, whatever it holds.
+
+    NOTE(sink): the stdlib json and not orjson: it writes NaN and Infinity
+    as such (orjson turns them into null, hiding why the sample was refused)
+    and escapes lone surrogates instead of failing. This path is rare.
+    """
+    return json.dumps(sample._asdict(), default=str)
 
 
 def prepare(items):

@@ -6,6 +6,7 @@ statements* live in sink/upsert.py.
 
 import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
@@ -57,7 +58,20 @@ class TimestampUTC(sa.types.TypeDecorator):
         return value.astimezone(UTC)
 
 
-JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
+class JSONText(sa.types.TypeDecorator):
+    """JSON kept as TEXT (SQLite): a column declared JSON would get NUMERIC affinity there."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else orjson.loads(value)
+
+
+JSONDocument = JSONText().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.JSON(), "mysql", "mariadb")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql")
 
 
@@ -71,7 +85,7 @@ def make_metadata(samples_table="samples"):
         sa.Column("counter_name", sa.String(NAME_LENGTH), nullable=False),
         sa.Column("counter_type", sa.String(TYPE_LENGTH), nullable=False),
         sa.Column("counter_unit", sa.String(NAME_LENGTH)),
-        sa.Column("counter_volume", sa.Float(precision=53), nullable=False),
+        sa.Column("counter_volume", sa.Double(), nullable=False),
         sa.Column("project_id", sa.String(NAME_LENGTH)),
         sa.Column("user_id", sa.String(NAME_LENGTH)),
         sa.Column("resource_id", sa.String(NAME_LENGTH)),
@@ -130,10 +144,18 @@ def _sqlite_pragmas(dbapi_conn, _record):
     # NOTE(sink): WAL lets readers (BI tools, the API) work during a sync, and
     # synchronous=NORMAL is crash-safe in WAL mode; busy_timeout waits for the
     # other writer instead of failing at once.
+    # isolation_level=None stops pysqlite from opening and committing
+    # transactions behind our back (a RELEASE SAVEPOINT would otherwise
+    # commit the whole batch); _sqlite_begin emits BEGIN itself.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
         cursor.execute("PRAGMA " + pragma)
     cursor.close()
+
+
+def _sqlite_begin(conn):
+    conn.exec_driver_sql("BEGIN")
 
 
 def make_engine(url):
@@ -144,4 +166,5 @@ def make_engine(url):
     engine = sa.create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
     return engine

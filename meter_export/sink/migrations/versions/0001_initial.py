@@ -23,7 +23,7 @@ def upgrade():
         sa.Column("counter_name", sa.String(255), nullable=False),
         sa.Column("counter_type", sa.String(32), nullable=False),
         sa.Column("counter_unit", sa.String(255)),
-        sa.Column("counter_volume", sa.Float(precision=53), nullable=False),
+        sa.Column("counter_volume", sa.Double(), nullable=False),
         sa.Column("project_id", sa.String(255)),
         sa.Column("user_id", sa.String(255)),
         sa.Column("resource_id", sa.String(255)),
