@@ -1,0 +1,149 @@
+"""The pipeline (sync.py) with an in-memory source and a real SQLite sink.
+
+The source here is a plain list of samples, not a server: the real-server
+tests are in tests/functional/test_sync_*.py. This checks the pipeline's own
+rules: windows, checkpoint in the same transaction, failures, shutdown.
+"""
+
+import datetime
+import threading
+
+import pytest
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from meter_export import service
+from meter_export import sync
+from meter_export.sink import Sink
+from meter_export.sink import migrate
+from meter_export.sources import Filter, MeterSpec, SourceDriver, SourceUnavailable
+from tests.samples import make_sample
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 11, 2, tzinfo=UTC)
+T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC)
+
+
+class ListSource(SourceDriver):
+    """Serves samples from memory, in pages; can fail on demand."""
+
+    def __init__(self, samples, page=7, fail_meters=(), fail_after_pages=None):
+        self.samples, self.page = list(samples), page
+        self.fail_meters, self.fail_after_pages = set(fail_meters), fail_after_pages
+        self.shutdown_after_pages = None
+        self.shutdown = None
+
+    def fetch(self, stream, start, end):
+        if stream.meter.name in self.fail_meters:
+            raise SourceUnavailable("API down for %s" % stream.meter.name)
+        selected = [s for s in self.samples if s.counter_name == stream.meter.name and start <= s.timestamp < end]
+        for n, i in enumerate(range(0, len(selected), self.page)):
+            if self.fail_after_pages is not None and n >= self.fail_after_pages:
+                raise SourceUnavailable("connection reset")
+            if self.shutdown_after_pages is not None and n >= self.shutdown_after_pages:
+                self.shutdown.set()
+            yield selected[i : i + self.page]
+
+
+def samples_for(meter, hours, step_minutes=10, offset=0):
+    count = hours * 60 // step_minutes
+    return [
+        make_sample(offset + i, counter_name=meter, timestamp=T0 + datetime.timedelta(minutes=step_minutes * i)) for i in range(count)
+    ]
+
+
+@pytest.fixture
+def conf():
+    c = cfg.ConfigOpts()
+    service.register_opts(c)
+    c([], project="meter-export")
+    for name, value in dict(initial_start=T0.isoformat(), lookback=3600, settle=600, max_window=7200).items():
+        c.set_override(name, value, group="sync")
+    return c
+
+
+@pytest.fixture
+def sink(tmp_path):
+    s = Sink("sqlite:///%s" % (tmp_path / "s.sqlite"), batch_size=20)
+    migrate.upgrade(s)
+    yield s
+    s.close()
+
+
+def stored(sink):
+    with sink.engine.connect() as conn:
+        return {r.message_id: r.counter_volume for r in conn.execute(sa.select(sink.samples))}
+
+
+def streams(*meters):
+    return sync.streams("mem", [Filter("f", tuple(MeterSpec(m) for m in meters))])
+
+
+def expected(samples, until):
+    return {s.message_id: s.counter_volume for s in samples if s.timestamp < until}
+
+
+def test_a_pass_exports_everything_up_to_the_settle_bound_and_a_rerun_adds_nothing(conf, sink):
+    data = samples_for("cpu", 30) + samples_for("ram", 30, offset=1000)
+    source = ListSource(data)
+    results = sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    bound = NOW - datetime.timedelta(seconds=600)
+    assert stored(sink) == expected(data, bound)
+    assert all(r.complete and r.error is None for r in results)
+    assert sink.checkpoint(("mem", "f", "cpu")) == bound
+    sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    assert stored(sink) == expected(data, bound)
+
+
+def test_new_data_and_late_data_inside_lookback_arrive_on_the_next_pass(conf, sink):
+    data = samples_for("cpu", 20)
+    source = ListSource(data)
+    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    checkpoint = sink.checkpoint(("mem", "f", "cpu"))
+    late = make_sample(5000, counter_name="cpu", timestamp=checkpoint - datetime.timedelta(minutes=30))
+    too_late = make_sample(5001, counter_name="cpu", timestamp=checkpoint - datetime.timedelta(hours=2))
+    new = make_sample(5002, counter_name="cpu", timestamp=checkpoint + datetime.timedelta(minutes=5))
+    source.samples += [late, too_late, new]
+    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW + datetime.timedelta(hours=1))
+    result = stored(sink)
+    assert late.message_id in result and new.message_id in result
+    assert too_late.message_id not in result  # older than lookback: documented limit
+
+
+def test_a_failing_stream_does_not_block_the_others_nor_move_its_checkpoint(conf, sink):
+    data = samples_for("cpu", 10) + samples_for("ram", 10, offset=1000)
+    source = ListSource(data, fail_meters={"cpu"})
+    results = {r.stream.meter.name: r for r in sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)}
+    assert "API down" in results["cpu"].error and results["ram"].error is None
+    assert sink.checkpoint(("mem", "f", "cpu")) is None
+    assert set(stored(sink)) == {s.message_id for s in data if s.counter_name == "ram"}
+    source.fail_meters = set()
+    sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    assert stored(sink) == expected(data, NOW)
+
+
+def test_a_window_that_fails_midway_keeps_its_checkpoint_and_is_reread(conf, sink):
+    data = samples_for("cpu", 30)
+    source = ListSource(data, page=3, fail_after_pages=3)
+    [result] = sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    # The first window [T0 - lookback, T0 + 1h) finished; the second failed
+    # midway, so the checkpoint stays at the end of the first.
+    assert result.error == "connection reset" and result.windows == 1
+    assert sink.checkpoint(("mem", "f", "cpu")) == T0 + datetime.timedelta(hours=1)
+    source.fail_after_pages = None
+    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
+
+
+def test_shutdown_commits_the_batch_in_hand_but_not_the_checkpoint(conf, sink):
+    data = samples_for("cpu", 30)
+    shutdown = threading.Event()
+    source = ListSource(data, page=5)
+    source.shutdown, source.shutdown_after_pages = shutdown, 2
+    [result] = sync.run_pass(source, sink, streams("cpu"), conf, shutdown=shutdown, now=NOW)
+    assert not result.complete and result.error is None
+    assert len(stored(sink)) == 15  # the three pages read were committed
+    assert sink.checkpoint(("mem", "f", "cpu")) is None
+    source.shutdown_after_pages = None
+    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
