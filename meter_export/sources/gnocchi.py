@@ -1,7 +1,491 @@
-"""Gnocchi source driver (filled in by the Gnocchi work)."""
+"""Gnocchi source driver: aggregated measures of a filter's resources.
 
+Read path, per window of one stream (filter x meter):
+
+1. ``POST /v1/search/resource/<type>`` pages (id order, marker) of the
+   resources matching the filter;
+2. each resource's metric id for the meter; its unit and archive policy come
+   from ``/v1/metric`` and are cached for the life of the driver (Gnocchi
+   never changes a metric's unit or policy granularities);
+3. one ``POST /v1/aggregates`` with ``(metric (<id> <agg>) ...)`` per chunk of
+   ``[gnocchi] metrics_per_request`` metrics sharing a granularity.  One page
+   of Samples is yielded per chunk, so memory stays bounded by the chunk.
+
+NOTE(gnocchi): one aggregates call per chunk rather than one GET of measures
+per metric: measured on the real server it is 3-6x faster (fewer requests,
+no per-request auth and policy checks).  The body is decoded with orjson,
+not gnocchiclient, whose per-point datetime conversion is thrown away here.
+
+Mapping choices:
+
+- ``message_id`` is ``uuid5(NAMESPACE, "<metric id>/<granularity s>/
+  <aggregation>/<bucket start isoformat>")``: re-reading a bucket gives the
+  same id, so a late-filled bucket overwrites its earlier value in the sink.
+- ``resource_metadata`` is the resource as Gnocchi returns it NOW (its
+  current revision, not the one at the sample's time) minus ``metrics``,
+  ``revision_start``/``revision_end`` (they change on every PATCH and would
+  make identical samples differ) and the ids already in their own columns
+  (``id``, ``project_id``, ``user_id``).  It keeps ``type``, ``started_at``,
+  ``ended_at``, ``original_resource_id``, ``creator``, ``created_by_*`` and
+  the type's own attributes (flavor_id, display_name, ...).
+"""
+
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import math
+import typing
+import uuid
+
+import orjson
+import tenacity
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from meter_export import sources
+from meter_export import utils
+
+LOG = logging.getLogger(__name__)
+
+UTC = datetime.UTC
+
 OPTS = [
-    cfg.StrOpt("interface", default="public", help="Endpoint interface to pick from the catalog."),
+    cfg.StrOpt(
+        "endpoint_override",
+        help="Gnocchi URL to use instead of the one found in the catalog "
+        "([service_credentials] interface and region_name pick it otherwise).",
+    ),
+    cfg.IntOpt(
+        "metrics_per_request",
+        default=200,
+        min=1,
+        max=10000,
+        help="Metrics read by one /v1/aggregates request; each request becomes one page of "
+        "samples, so this bounds memory per page (about 200 bytes per point).",
+    ),
+    cfg.IntOpt(
+        "resources_per_page",
+        default=1000,
+        min=1,
+        max=1000,
+        help="Resources per search request (Gnocchi caps it at its api.max_limit, 1000 by default).",
+    ),
 ]
+
+CREDENTIALS_GROUP = "service_credentials"
+
+# NOTE(gnocchi): fixed forever: changing it changes every message_id and
+# therefore duplicates every sample already exported.
+NAMESPACE = uuid.UUID("6f1d8f5e-4b8e-5a61-9d1c-3b7c2f0a9e41")
+
+METADATA_EXCLUDED = frozenset({"id", "project_id", "user_id", "metrics", "revision_start", "revision_end"})
+
+# NOTE(gnocchi): below this many unknown metrics, one GET each; above it, one
+# listing of every metric of that name (1000 per page) is cheaper.
+LIST_BY_NAME_ABOVE = 50
+
+_HEADERS = {"Accept": "application/json"}
+_TRANSIENT_STATUS = frozenset({408, 429})
+
+
+class _Transient(Exception):
+    """A failure that may succeed if the request is sent again."""
+
+
+class _NotFound(sources.SourceError):
+    """404: the object vanished (deleted resource/metric)."""
+
+
+_RETRYABLE = (_Transient, ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure, ks_exc.HttpServerError)
+
+
+class MetricInfo(typing.NamedTuple):
+    unit: typing.Optional[str]
+    granularities: typing.Tuple[float, ...]  # seconds, finest first
+    aggregation_methods: typing.FrozenSet[str]
+    archive_policy: str
+
+
+class Target(typing.NamedTuple):
+    """Everything a point of one metric needs to become a Sample."""
+
+    metric_id: str
+    granularity: float
+    aggregation: str
+    counter_name: str
+    counter_type: str
+    counter_unit: typing.Optional[str]
+    project_id: typing.Optional[str]
+    user_id: typing.Optional[str]
+    resource_id: str
+    source: str
+    resource_metadata: dict
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+def duration_seconds(value):
+    """Seconds of a Gnocchi timedelta ("0:05:00", "1 day, 0:00:00") or number."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    days, _, clock = value.rpartition(",") if "day" in value else ("", "", value)
+    hours, minutes, seconds = clock.strip().split(":")
+    whole_days = int(days.split()[0]) if days else 0
+    return whole_days * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def format_granularity(seconds):
+    """300.0 -> "300", 0.5 -> "0.5": the form used in message ids and queries."""
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
+
+
+def message_id(metric_id, granularity, aggregation, timestamp):
+    """``str(uuid.uuid5(NAMESPACE, "<metric>/<granularity>/<aggregation>/<iso>"))``."""
+    return _finish_id(_id_prefix(metric_id, granularity, aggregation), timestamp.astimezone(UTC).isoformat())
+
+
+def _id_prefix(metric_id, granularity, aggregation):
+    key = "%s/%s/%s/" % (metric_id, format_granularity(granularity), aggregation)
+    return hashlib.sha1(NAMESPACE.bytes + key.encode(), usedforsecurity=False)
+
+
+def _finish_id(prefix, iso):
+    # NOTE(gnocchi): uuid.uuid5() + str() cost 20 us a point, most of the
+    # mapping time; hashing the per-metric prefix once and formatting the
+    # hex by hand gives the same text (checked by a unit test) 4x faster.
+    digest = prefix.copy()
+    digest.update(iso.encode())
+    x = digest.hexdigest()
+    return "%s-%s-5%s-%s%s-%s" % (x[:8], x[8:12], x[13:16], "89ab"[int(x[16], 16) & 3], x[17:20], x[20:32])
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_timestamp(text):
+    """(aware UTC datetime, its isoformat) of a Gnocchi timestamp.
+
+    Cached: the metrics of a page share their bucket timestamps.
+
+    :raises ValueError, TypeError, AttributeError: not an ISO 8601 string.
+    """
+    value = utils.parse_utc(text)
+    return value, value.isoformat()
+
+
+def resource_metadata(resource):
+    return {k: v for k, v in resource.items() if k not in METADATA_EXCLUDED}
+
+
+def metric_info(metric):
+    """MetricInfo of a /v1/metric item (archive policy embedded)."""
+    policy = metric["archive_policy"]
+    granularities = sorted(duration_seconds(d["granularity"]) for d in policy["definition"])
+    return MetricInfo(metric.get("unit"), tuple(granularities), frozenset(policy["aggregation_methods"]), policy["name"])
+
+
+def search_query(flt):
+    """Gnocchi search body of a Filter: equalities AND-ed with raw_query."""
+    conditions = [
+        {"=": {attr: value}}
+        for attr, value in (("project_id", flt.project_id), ("user_id", flt.user_id), ("id", flt.resource_id))
+        if value is not None
+    ]
+    if flt.raw_query:
+        conditions.append(flt.raw_query)
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"and": conditions}
+
+
+def pick_granularity(meter, info, metric_id):
+    """The granularity to read, checked against the metric's archive policy.
+
+    :raises SourceConfigError: the policy lacks it or the aggregation method.
+    """
+    method = meter.aggregation.rpartition(":")[2]  # "rate:mean" is computed from "mean"
+    if method not in info.aggregation_methods:
+        raise sources.SourceConfigError(
+            "meter %s: aggregation %r is not kept by archive policy %r of metric %s (it keeps %s)"
+            % (meter.name, meter.aggregation, info.archive_policy, metric_id, ", ".join(sorted(info.aggregation_methods)))
+        )
+    if meter.granularity is None:
+        return info.granularities[0]
+    if float(meter.granularity) not in info.granularities:
+        raise sources.SourceConfigError(
+            "meter %s: granularity %ss is not in archive policy %r of metric %s"
+            % (meter.name, meter.granularity, info.archive_policy, metric_id)
+        )
+    return float(meter.granularity)
+
+
+def _rejected(point, target, reason, mid=None):
+    payload = {
+        "point": point,
+        "metric_id": target.metric_id,
+        "resource_id": target.resource_id,
+        "meter": target.counter_name,
+        "granularity": target.granularity,
+        "aggregation": target.aggregation,
+    }
+    return sources.Rejected(orjson.dumps(payload, default=str).decode(), reason, mid)
+
+
+def _value(raw):
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return float(raw) if math.isfinite(raw) else None
+
+
+def to_item(point, target, prefix=None):
+    """Sample (or Rejected) of one ``[timestamp, granularity, value]`` point.
+
+    ``prefix`` is the target's message id prefix, when the caller has it.
+    """
+    try:
+        timestamp, iso = parse_timestamp(point[0])
+    except (ValueError, TypeError, IndexError, AttributeError, KeyError):
+        return _rejected(point, target, "unparsable timestamp")
+    t = target
+    mid = _finish_id(prefix or _id_prefix(t.metric_id, t.granularity, t.aggregation), iso)
+    value = _value(point[2]) if isinstance(point, (list, tuple)) and len(point) == 3 else None
+    if value is None:
+        return _rejected(point, target, "value is not a finite number", mid)
+    return sources.Sample(
+        mid,
+        t.counter_name,
+        t.counter_type,
+        t.counter_unit,
+        value,
+        t.project_id,
+        t.user_id,
+        t.resource_id,
+        t.source,
+        timestamp,
+        None,
+        t.resource_metadata,
+    )
+
+
+def page_items(body, targets, start, end):
+    """Items of one /v1/aggregates answer, keeping only start <= ts < end."""
+    measures = (body.get("measures") or {}) if isinstance(body, dict) else {}
+    items = []
+    for target in targets:
+        prefix = _id_prefix(target.metric_id, target.granularity, target.aggregation)
+        for point in (measures.get(target.metric_id) or {}).get(target.aggregation) or ():
+            item = to_item(point, target, prefix)
+            if type(item) is sources.Rejected or start <= item.timestamp < end:
+                items.append(item)
+    return items
+
+
+def group_targets(targets, size):
+    """Chunks of at most ``size`` targets sharing one granularity."""
+    by_granularity = {}
+    for target in targets:
+        by_granularity.setdefault(target.granularity, []).append(target)
+    for granularity in sorted(by_granularity):
+        group = by_granularity[granularity]
+        for i in range(0, len(group), size):
+            yield granularity, group[i : i + size]
+
+
+def _error_reason(resp):
+    try:
+        description = json.loads(resp.text).get("description")
+    except (ValueError, AttributeError):
+        return "HTTP %d" % resp.status_code
+    if isinstance(description, dict):
+        description = "%s %s" % (description.get("cause", ""), description.get("detail", ""))
+    return "HTTP %d: %s" % (resp.status_code, str(description)[:500])
+
+
+def check_status(resp):
+    """Raise the exception matching a non-2xx answer."""
+    status = resp.status_code
+    if status < 300:
+        return
+    reason = _error_reason(resp)
+    if status >= 500 or status in _TRANSIENT_STATUS:
+        raise _Transient(reason)
+    if status == 404:
+        raise _NotFound(reason)
+    if status in (400, 401, 403):
+        raise sources.SourceConfigError(reason)
+    raise sources.SourceError(reason)
+
+
+def decode(resp):
+    """JSON body of a response; a truncated or garbled body is transient."""
+    try:
+        return orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        pass
+    # NOTE(gnocchi): orjson rejects NaN/Infinity literals that a Python JSON
+    # encoder can emit; the stdlib parser accepts them, and such points then
+    # become Rejected instead of failing the whole page.
+    try:
+        return json.loads(resp.content)
+    except ValueError as e:
+        raise _Transient("malformed JSON body (%s)" % e)
+
+
+# -- the driver ---------------------------------------------------------------
+
+
+class GnocchiSource(sources.SourceDriver):
+    """Reads aggregated Gnocchi measures; see the module docstring."""
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._adapter = None
+        self._metrics = {}  # metric id -> MetricInfo
+        self._sleep = tenacity.nap.sleep  # NOTE(gnocchi): replaced by tests
+
+    def close(self):
+        if self._adapter is not None:
+            self._adapter.session.session.close()
+            self._adapter = None
+
+    def fetch(self, stream, start, end):
+        meter = stream.meter
+        for resources in self._search(stream.filter):
+            targets = self._targets(resources, meter)
+            for granularity, chunk in group_targets(targets, self.conf.gnocchi.metrics_per_request):
+                items = self._read(chunk, granularity, meter.aggregation, start, end)
+                LOG.debug("%s: %d items from %d metrics at %ss", stream, len(items), len(chunk), granularity)
+                if items:
+                    yield items
+
+    # -- requests ---------------------------------------------------------
+
+    def _client(self):
+        if self._adapter is None:
+            self._adapter = self._connect()
+        return self._adapter
+
+    def _connect(self):
+        creds = self.conf[CREDENTIALS_GROUP]
+        try:
+            auth = ks_loading.load_auth_from_conf_options(self.conf, CREDENTIALS_GROUP)
+        except ks_exc.ClientException as e:
+            raise sources.SourceConfigError("[%s]: %s" % (CREDENTIALS_GROUP, e))
+        if auth is None:
+            raise sources.SourceConfigError("[%s] auth_type is not set" % CREDENTIALS_GROUP)
+        session = ks_loading.load_session_from_conf_options(self.conf, CREDENTIALS_GROUP, auth=auth, timeout=self.conf.source.timeout)
+        return ks_adapter.Adapter(
+            session,
+            service_type="metric",
+            interface=creds.interface,
+            region_name=creds.region_name,
+            endpoint_override=self.conf.gnocchi.endpoint_override,
+        )
+
+    def _retrying(self):
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_RETRYABLE),
+            stop=tenacity.stop_after_attempt(self.conf.source.max_retries + 1),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=30),
+            sleep=self._sleep,
+            before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
+            reraise=True,
+        )
+
+    def _call(self, method, path, params=None, body=None):
+        """JSON answer of one request, retried while the failure is transient.
+
+        :raises SourceUnavailable: still failing after [source] max_retries.
+        """
+        try:
+            return self._retrying()(self._attempt, method, path, params, body)
+        except _RETRYABLE as e:
+            raise sources.SourceUnavailable("%s %s kept failing: %s" % (method, path, e)) from e
+
+    def _attempt(self, method, path, params, body):
+        try:
+            # NOTE(gnocchi): log=False: keystoneauth would otherwise format
+            # whole response bodies (megabytes of measures) for DEBUG logs.
+            resp = self._client().request(path, method, params=params, json=body, headers=_HEADERS, raise_exc=False, log=False)
+        except _RETRYABLE:
+            raise
+        except ks_exc.ClientException as e:
+            raise sources.SourceConfigError("cannot authenticate or find the Gnocchi endpoint: %s" % e)
+        check_status(resp)
+        return decode(resp)
+
+    # -- resources and metrics --------------------------------------------
+
+    def _search(self, flt):
+        """Pages of resources matching the filter, in id order."""
+        limit = self.conf.gnocchi.resources_per_page
+        path = "/v1/search/resource/%s" % flt.resource_type
+        query, marker = search_query(flt), None
+        while True:
+            params = {"limit": limit, "sort": "id:asc"}
+            if marker:
+                params["marker"] = marker
+            try:
+                page = self._call("POST", path, params, query)
+            except _NotFound as e:
+                raise sources.SourceConfigError("resource type %r: %s" % (flt.resource_type, e))
+            if page:
+                yield page
+            if len(page) < limit:
+                return
+            marker = page[-1]["id"]
+
+    def _targets(self, resources, meter):
+        owned = [(r, r["metrics"][meter.name]) for r in resources if meter.name in (r.get("metrics") or {})]
+        self._load_metric_infos([metric_id for _, metric_id in owned], meter.name)
+        return [self._target(r, metric_id, meter) for r, metric_id in owned if metric_id in self._metrics]
+
+    def _target(self, resource, metric_id, meter):
+        info = self._metrics[metric_id]
+        return Target(
+            metric_id,
+            pick_granularity(meter, info, metric_id),
+            meter.aggregation,
+            meter.name,
+            meter.counter_type,
+            info.unit,
+            resource.get("project_id"),
+            resource.get("user_id"),
+            resource["id"],
+            self.conf.source.name,
+            resource_metadata(resource),
+        )
+
+    def _load_metric_infos(self, metric_ids, name):
+        missing = [m for m in metric_ids if m not in self._metrics]
+        if len(missing) > LIST_BY_NAME_ABOVE:
+            self._load_metrics_named(name)
+        for metric_id in missing:
+            if metric_id not in self._metrics:
+                self._load_metric(metric_id)
+
+    def _load_metric(self, metric_id):
+        try:
+            self._metrics[metric_id] = metric_info(self._call("GET", "/v1/metric/%s" % metric_id))
+        except _NotFound:
+            LOG.info("Metric %s was deleted while being read; skipped", metric_id)
+
+    def _load_metrics_named(self, name):
+        params = {"name": name, "limit": 1000, "sort": "id:asc"}
+        while True:
+            page = self._call("GET", "/v1/metric", params)
+            self._metrics.update((m["id"], metric_info(m)) for m in page)
+            if len(page) < 1000:
+                return
+            params["marker"] = page[-1]["id"]
+
+    # -- measures ---------------------------------------------------------
+
+    def _read(self, targets, granularity, aggregation, start, end):
+        params = {"start": utils.isoformat(start), "stop": utils.isoformat(end), "granularity": format_granularity(granularity)}
+        operations = ["metric"] + [[t.metric_id, aggregation] for t in targets]
+        body = self._call("POST", "/v1/aggregates", params, {"operations": operations})
+        return page_items(body, targets, start, end)

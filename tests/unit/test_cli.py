@@ -1,0 +1,108 @@
+"""The meter-export command, run as a real process: help and config checks.
+
+A configuration error must stop the command before it touches anything:
+exit status 2 (systemd's RestartPreventExitStatus), a message naming the
+option, and no database file created.
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+SCRIPT = os.path.join(sysconfig.get_path("scripts"), "meter-export")
+COMMAND = [SCRIPT] if os.path.exists(SCRIPT) else [sys.executable, "-m", "meter_export.cli"]
+
+
+def meter_export(*args, cwd):
+    return subprocess.run(COMMAND + list(args), capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((), ["dbsync", "run", "backfill", "--config-file"]),
+        (("dbsync",), ["schema", "Safe to run again"]),
+        (("run",), ["--once", "SIGTERM"]),
+        (("backfill",), ["--start", "--end", "Resumable"]),
+    ],
+    ids=["main", "dbsync", "run", "backfill"],
+)
+def test_help(tmp_path, args, expected):
+    result = meter_export(*args, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in " ".join(result.stdout.split())
+    assert os.listdir(tmp_path) == []
+
+
+def _write_config(tmp_path, section, lines):
+    db = tmp_path / "meter-export.sqlite"
+    config = tmp_path / "meter-export.conf"
+    body = {"database": ["connection = sqlite:///%s" % db]}
+    body.setdefault(section, []).extend(lines)
+    config.write_text("".join("[%s]\n%s\n" % (name, "\n".join(opts)) for name, opts in body.items()))
+    return config
+
+
+BAD_CONFIGS = {
+    "unknown-driver": ("source", ["driver = nosuch"], "[source] driver"),
+    "negative-delay": ("sync", ["delay = -5"], "[sync] delay"),
+    "zero-max-window": ("sync", ["max_window = 0"], "[sync] max_window"),
+    "bad-database-url": ("database", ["connection = nosuchdb://x"], "[database] connection"),
+    "unknown-auth-type": ("service_credentials", ["auth_type = nosuch"], "[service_credentials] auth_type"),
+    "bad-initial-start": ("sync", ["initial_start = yesterday"], "[sync] initial_start"),
+}
+
+
+def _assert_config_error(tmp_path, case, command):
+    section, lines, option = BAD_CONFIGS[case]
+    config = _write_config(tmp_path, section, lines)
+    result = meter_export("--config-file", str(config), *command, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "configuration error: %s:" % option in result.stderr
+    assert os.listdir(tmp_path) == [config.name]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_invalid_config_exits_2_before_touching_the_database(tmp_path, case):
+    _assert_config_error(tmp_path, case, ["dbsync"])
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["backfill", "--start=-P1D", "--end=-PT1H"]], ids=["run", "backfill"])
+def test_every_command_checks_the_config_first(tmp_path, command):
+    _assert_config_error(tmp_path, "zero-max-window", command)
+
+
+def test_missing_config_file(tmp_path):
+    missing = tmp_path / "nowhere.conf"
+    result = meter_export("--config-file", str(missing), "dbsync", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "config-file" in result.stderr and str(missing) in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def _tables(path):
+    with sqlite3.connect(path) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _revision(path):
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchall()
+
+
+def test_dbsync_creates_then_keeps_the_schema(tmp_path):
+    config = _write_config(tmp_path, "database", [])
+    db = tmp_path / "meter-export.sqlite"
+    first = meter_export("--config-file", str(config), "dbsync", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert {"samples", "checkpoints", "alembic_version"} <= _tables(db)
+    revision = _revision(db)
+    assert len(revision) == 1
+    second = meter_export("--config-file", str(config), "dbsync", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert _revision(db) == revision

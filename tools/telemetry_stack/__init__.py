@@ -1,0 +1,1 @@
+"""Real telemetry services (Gnocchi, Ceilometer) for tests and demos."""

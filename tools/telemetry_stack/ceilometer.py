@@ -1,0 +1,339 @@
+"""A real Ceilometer 9.0.7 v2 API (SQLite storage) for tests and demos.
+
+The server runs ceilometer_app.py inside the ceilometer venv
+(venvs.SPECS["ceilometer"]).  Its work directory holds the SQLite DB,
+ceilometer.conf, policy.json, api.log and state.json (PID, endpoint), so
+``stop`` works from another process too.
+
+Library use::
+
+    with CeilometerServer(workdir) as server:      # free port by default
+        post_samples(server.endpoint, "cpu", [{...}])   # -> stored samples
+        server.seed(burst_samples("cpu", start, 300, burst=20))
+
+CLI::
+
+    python -m telemetry_stack.ceilometer start --workdir DIR   # prints export lines
+    python -m telemetry_stack.ceilometer stop --workdir DIR
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from telemetry_stack import venvs
+
+LOG = logging.getLogger(__name__)
+
+APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ceilometer_app.py")
+STATE_FILE = "state.json"
+DB_FILE = "ceilometer.sqlite"
+LOG_FILE = "api.log"
+
+
+class CeilometerStartError(RuntimeError):
+    """The server did not come up; the message holds the log tail."""
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return "(%s)" % e
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _owned_by(pid, workdir):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return b"ceilometer_app.py" in cmdline and workdir.encode() in cmdline
+
+
+def venv_python(venv=None):
+    venv = venv or venvs.venv_path(venvs.SPECS["ceilometer"]["name"])
+    return os.path.join(venv, "bin", "python")
+
+
+class CeilometerServer:
+    """The real v2 API on 127.0.0.1, as admin (no keystone in front).
+
+    :param workdir: holds the DB, config, log and state file; kept on stop.
+    :param port: a free port when None.
+    :param default_limit: the server's [api] default_api_return_limit.
+    :param extra_args: more ceilometer_app.py serve flags (--gnocchi,
+        --non-admin PROJECT, --token T).
+    """
+
+    def __init__(self, workdir, port=None, venv=None, default_limit=100, start_timeout=60, extra_args=()):
+        self.workdir = os.path.abspath(workdir)
+        self.port = port
+        self.venv = venv
+        self.default_limit = default_limit
+        self.start_timeout = start_timeout
+        self.extra_args = list(extra_args)
+        self.endpoint = None
+        self.pid = None
+        self._proc = None
+
+    @property
+    def db_path(self):
+        return os.path.join(self.workdir, DB_FILE)
+
+    @property
+    def log_path(self):
+        return os.path.join(self.workdir, LOG_FILE)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        """Launch and wait until ``GET /`` answers 200.
+
+        :raises CeilometerStartError: with the tail of api.log.
+        """
+        os.makedirs(self.workdir, exist_ok=True)
+        try:
+            self._launch()
+            self._wait_healthy()
+        except Exception as e:
+            report = "Ceilometer did not start (%s: %s); log %s:\n%s" % (type(e).__name__, e, self.log_path, _tail(self.log_path))
+            self.stop()
+            raise CeilometerStartError(report) from e
+        LOG.info("Ceilometer v2 API up at %s (workdir %s)", self.endpoint, self.workdir)
+
+    def _command(self):
+        python = venv_python(self.venv)
+        if not os.path.exists(python):
+            raise CeilometerStartError("%s is missing: build the venv with tools/telemetry-venvs.sh ceilometer" % python)
+        port = self.port or free_port()
+        self.endpoint = "http://127.0.0.1:%d" % port
+        return [python, APP, "serve", "--port", str(port), "--db", self.db_path,
+                "--default-limit", str(self.default_limit)] + self.extra_args
+
+    def _launch(self):
+        cmd = self._command()
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          cwd=self.workdir, start_new_session=True)
+        self.pid = self._proc.pid
+        self._write_state()
+
+    def _wait_healthy(self):
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise CeilometerStartError("the server exited with status %s" % self._proc.returncode)
+            try:
+                with urllib.request.urlopen(self.endpoint + "/", timeout=5) as resp:  # noqa: S310 (our own http URL)
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("GET / did not answer within %ss" % self.start_timeout)
+
+    def stop(self, timeout=10):
+        """TERM the recorded PID, wait up to ``timeout``, then KILL."""
+        if self.pid and self._ours():
+            self._signal(signal.SIGTERM)
+            if not self._wait_gone(timeout):
+                LOG.warning("Ceilometer %d still alive after %ss, killing it", self.pid, timeout)
+                self._signal(signal.SIGKILL)
+                self._wait_gone(5)
+        self.pid = None
+        self._proc = None
+        self._write_state()
+
+    def _ours(self):
+        # NOTE(ceilometer): a PID read back from state.json may have been
+        # reused; only signal a process still running our app on our workdir.
+        return self._proc is not None or (_alive(self.pid) and _owned_by(self.pid, self.workdir))
+
+    def _signal(self, signum):
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _wait_gone(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None:
+                self._proc.poll()
+            if not _alive(self.pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _write_state(self):
+        with open(os.path.join(self.workdir, STATE_FILE), "w") as f:
+            json.dump({"endpoint": self.endpoint, "pid": self.pid}, f)
+
+    @classmethod
+    def from_state(cls, workdir):
+        """The server described by workdir's state file (started elsewhere)."""
+        with open(os.path.join(workdir, STATE_FILE)) as f:
+            state = json.load(f)
+        server = cls(workdir)
+        server.endpoint, server.pid = state["endpoint"], state["pid"]
+        return server
+
+    def post_samples(self, meter, samples, direct=True):
+        return post_samples(self.endpoint, meter, samples, direct)
+
+    def seed(self, samples):
+        return seed_samples(self.db_path, samples, self.venv)
+
+    def env(self):
+        return {"CEILOMETER_ENDPOINT": self.endpoint, "OS_AUTH_TYPE": "none"}
+
+
+# -- test data ----------------------------------------------------------------
+
+
+def post_samples(endpoint, meter, samples, direct=True, timeout=30):
+    """POST /v2/meters/<meter>[?direct=True]; returns the stored samples.
+
+    Each sample is an OldSample dict (counter_type, counter_unit,
+    counter_volume, resource_id, timestamp, ...); counter_name defaults to
+    ``meter``.  The answer carries the message_id the API generated.
+    """
+    body = [dict({"counter_name": meter}, **s) for s in samples]
+    url = "%s/v2/meters/%s%s" % (endpoint, meter, "?direct=True" if direct else "")
+    req = urllib.request.Request(url, data=json.dumps(body, default=str).encode(), method="POST")  # noqa: S310
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Accept", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def seed_samples(db_path, samples, venv=None, timeout=600):
+    """Bulk-insert meter messages straight into the server's SQLite DB.
+
+    Runs ``ceilometer_app.py seed`` in the ceilometer venv, so the rows are
+    written by the real driver's models (~50k samples/s vs ~20/s by POST).
+    Each sample is a dict with counter_name, counter_type, counter_unit,
+    counter_volume, resource_id, user_id, project_id, source, timestamp
+    (naive UTC ISO 8601 or datetime), resource_metadata, message_id and
+    optionally recorded_at.  A message_id may repeat: it is stored twice.
+    Returns the number of rows inserted.
+    """
+    path = "%s.seed-%s.jsonl" % (db_path, uuid.uuid4().hex[:8])
+    with open(path, "w") as f:
+        for sample in samples:
+            f.write(json.dumps(sample, default=_iso) + "\n")
+    try:
+        cmd = [venv_python(venv), APP, "seed", "--db", db_path, "--file", path]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(path)
+    if done.returncode:
+        raise RuntimeError("seeding %s failed:\n%s" % (db_path, done.stderr[-3000:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])["inserted"]
+
+
+def _iso(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    raise TypeError("not JSON serialisable: %r" % (value,))
+
+
+def meter_message(meter, timestamp, volume, resource_id="r0", project_id="p0", user_id="u0",
+                  counter_type="gauge", unit="unit", message_id=None, metadata=None):
+    """One sample as the collector stores it (input of seed_samples)."""
+    return {
+        "counter_name": meter, "counter_type": counter_type, "counter_unit": unit,
+        "counter_volume": volume, "resource_id": resource_id, "project_id": project_id,
+        "user_id": user_id, "source": "openstack", "timestamp": timestamp,
+        "resource_metadata": metadata if metadata is not None else {"display_name": resource_id},
+        "message_id": message_id or str(uuid.uuid4()),
+    }
+
+
+def burst_samples(meter, start, count, burst=20, step=datetime.timedelta(seconds=10), projects=("p0",), resources=10):
+    """``count`` samples in bursts of ``burst`` sharing one timestamp.
+
+    Like a polling cycle: every sample of a burst has the same timestamp,
+    bursts are ``step`` apart from ``start`` (naive or aware UTC).  Project
+    and resource cycle through ``projects`` and ``resources`` ids.
+    """
+    out = []
+    for i in range(count):
+        ts = start + step * (i // burst)
+        project = projects[i % len(projects)]
+        out.append(meter_message(meter, ts, float(i), resource_id="r%d" % (i % resources), project_id=project))
+    return out
+
+
+# -- CLI ----------------------------------------------------------------------
+
+
+def _cli_start(args):
+    path = os.path.join(args.workdir, STATE_FILE)
+    if os.path.exists(path):
+        old = CeilometerServer.from_state(args.workdir)
+        if old.pid and _alive(old.pid) and _owned_by(old.pid, old.workdir):
+            sys.exit("a Ceilometer is already running from %s; stop it first" % old.workdir)
+    if args.build_venv:
+        venvs.ensure("ceilometer")
+    server = CeilometerServer(args.workdir, port=args.port)
+    try:
+        server.start()
+    except CeilometerStartError as e:
+        sys.exit(str(e))
+    for key, value in server.env().items():
+        print("export %s=%s" % (key, value))
+
+
+def _cli_stop(args):
+    CeilometerServer.from_state(args.workdir).stop()
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m telemetry_stack.ceilometer")
+    parser.add_argument("command", choices=["start", "stop"])
+    parser.add_argument("--workdir", required=True, help="Holds the DB, config, api.log and state.json.")
+    parser.add_argument("--port", type=int, help="Default: a free port.")
+    parser.add_argument("--no-build-venv", dest="build_venv", action="store_false", help="Fail instead of building a missing venv.")
+    args = parser.parse_args(argv)
+    args.workdir = os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    {"start": _cli_start, "stop": _cli_stop}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
