@@ -242,7 +242,8 @@ def seed_samples(db_path, samples, venv=None, timeout=600):
     """Bulk-insert meter messages straight into the server's SQLite DB.
 
     Runs ``ceilometer_app.py seed`` in the ceilometer venv, so the rows are
-    written by the real driver's models (~50k samples/s vs ~20/s by POST).
+    written by the real driver's models (measured ~6000 samples/s, against
+    ~25/s for one-sample POSTs).
     Each sample is a dict with counter_name, counter_type, counter_unit,
     counter_volume, resource_id, user_id, project_id, source, timestamp
     (naive UTC ISO 8601 or datetime), resource_metadata, message_id and

@@ -1,0 +1,203 @@
+"""Pure tests of the Ceilometer driver: mapping, dedup, query building, errors."""
+
+import datetime
+import json
+
+import pytest
+from oslo_config import cfg
+
+from meter_export import service
+from meter_export import sources
+from meter_export.sources import ceilometer
+
+UTC = datetime.UTC
+
+
+def raw(**overrides):
+    item = {
+        "id": "m1", "meter": "cpu", "type": "cumulative", "unit": "ns", "volume": 4.0,
+        "user_id": "u1", "project_id": "p0", "resource_id": "r1", "source": "openstack",
+        "timestamp": "2017-01-01T00:00:05.250000", "recorded_at": "2026-11-21T20:57:02",
+        "metadata": {"flavor.name": "m1.small"},
+    }
+    item.update(overrides)
+    return item
+
+
+def stream(**filter_fields):
+    meter = sources.MeterSpec("cpu")
+    return sources.Stream("ceilometer", sources.Filter("f", (meter,), **filter_fields), meter)
+
+
+def test_maps_every_field_with_aware_utc_timestamps():
+    sample = ceilometer.to_item(raw())
+    assert sample == sources.Sample(
+        message_id="m1", counter_name="cpu", counter_type="cumulative", counter_unit="ns", counter_volume=4.0,
+        project_id="p0", user_id="u1", resource_id="r1", source="openstack",
+        timestamp=datetime.datetime(2017, 1, 1, 0, 0, 5, 250000, tzinfo=UTC),
+        recorded_at=datetime.datetime(2026, 11, 21, 20, 57, 2, tzinfo=UTC),
+        resource_metadata={"flavor.name": "m1.small"},
+    )
+
+
+def test_integer_volume_becomes_float_and_null_ids_stay_none():
+    sample = ceilometer.to_item(raw(volume=3, user_id=None, recorded_at=None, metadata=None))
+    assert sample.counter_volume == 3.0 and isinstance(sample.counter_volume, float)
+    assert (sample.user_id, sample.recorded_at, sample.resource_metadata) == (None, None, {})
+
+
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"id": None}, "no message_id"),
+        ({"volume": "12"}, "not a number"),
+        ({"volume": None}, "not a number"),
+        ({"volume": True}, "not a number"),
+        ({"volume": float("nan")}, "not finite"),
+        ({"volume": float("inf")}, "not finite"),
+        ({"timestamp": "yesterday"}, "yesterday"),
+        ({"timestamp": None}, "not a string"),
+        ({"recorded_at": "garbage"}, "garbage"),
+    ],
+)
+def test_unmappable_items_are_rejected_with_their_payload(overrides, reason):
+    item = ceilometer.to_item(raw(**overrides))
+    assert isinstance(item, sources.Rejected)
+    assert reason in item.reason
+    assert item.message_id == overrides.get("id", "m1")
+    assert json.loads(item.payload)["meter"] == "cpu"
+
+
+def test_dedupe_keeps_one_per_message_id_last_wins():
+    first, second, other = raw(volume=1.0), raw(volume=2.0), raw(id="m2")
+    items = ceilometer.dedupe(ceilometer.to_item(r) for r in (first, other, second))
+    assert [(i.message_id, i.counter_volume) for i in items] == [("m2", 4.0), ("m1", 2.0)]
+
+
+def test_dedupe_keeps_every_rejected_without_id():
+    items = ceilometer.dedupe([ceilometer.to_item(raw(id=None)), ceilometer.to_item(raw(id=None))])
+    assert len(items) == 2
+
+
+def test_desc_query_sends_every_component():
+    q = ceilometer.desc_query(stream(project_id="p1", resource_id="r9"), "2017-01-01T00:00:00.000000",
+                              "2017-01-01T01:00:00.000000", "lt")
+    assert q == [
+        {"field": "timestamp", "op": "ge", "type": "", "value": "2017-01-01T00:00:00.000000"},
+        {"field": "timestamp", "op": "lt", "type": "", "value": "2017-01-01T01:00:00.000000"},
+        {"field": "meter", "op": "eq", "type": "", "value": "cpu"},
+        {"field": "project_id", "op": "eq", "type": "", "value": "p1"},
+        {"field": "resource_id", "op": "eq", "type": "", "value": "r9"},
+    ]
+
+
+def test_raw_query_items_are_completed():
+    q = ceilometer.desc_query(stream(raw_query=[{"field": "metadata.size", "value": "3", "type": "integer"}]), "a", "b", "le")
+    assert q[-1] == {"field": "metadata.size", "op": "eq", "type": "integer", "value": "3"}
+
+
+@pytest.mark.parametrize("bad", [[{"op": "eq"}], "field=x", [1]])
+def test_bad_raw_query_is_a_config_error(bad):
+    with pytest.raises(sources.SourceConfigError):
+        ceilometer.desc_query(stream(raw_query=bad), "a", "b", "lt")
+
+
+def test_complex_raw_query_needs_keyset():
+    with pytest.raises(sources.SourceConfigError, match="keyset"):
+        ceilometer.desc_query(stream(raw_query={"=": {"metadata.a": "b"}}), "a", "b", "lt")
+
+
+def test_keyset_filter_first_page_and_cursor():
+    f = ceilometer.keyset_filter(stream(user_id="u1"), "S", "E")
+    assert f == {"and": [{">=": {"timestamp": "S"}}, {"<": {"timestamp": "E"}}, {"=": {"meter": "cpu"}},
+                         {"=": {"user_id": "u1"}}]}
+    f = ceilometer.keyset_filter(stream(), "S", "E", cursor=("T", "M"))
+    assert f["and"][-1] == {"or": [{">": {"timestamp": "T"}},
+                                   {"and": [{"=": {"timestamp": "T"}}, {">": {"message_id": "M"}}]}]}
+
+
+def test_keyset_filter_translates_raw_query():
+    simple = [{"field": "resource_metadata.size", "op": "ge", "value": "3", "type": "integer"}]
+    assert ceilometer.keyset_filter(stream(raw_query=simple), "S", "E")["and"][-1] == {">=": {"metadata.size": 3}}
+    complex_ = {"=~": {"resource_id": "^r"}}
+    assert ceilometer.keyset_filter(stream(raw_query=complex_), "S", "E")["and"][-1] == complex_
+
+
+class FakeResponse:
+    def __init__(self, status, body=b"[]"):
+        self.status_code = status
+        self.content = body
+        self.text = body.decode()
+
+
+@pytest.mark.parametrize("status", [401, 403, 400, 404])
+def test_client_errors_are_config_errors(status):
+    body = b'{"error_message": {"faultcode": "Client", "faultstring": "Not Authorized to access project p0"}}'
+    with pytest.raises(sources.SourceConfigError, match="Not Authorized"):
+        ceilometer._check_status(FakeResponse(status, body))
+
+
+def test_gone_says_use_gnocchi():
+    with pytest.raises(sources.SourceConfigError, match=r"use \[source\] driver = gnocchi"):
+        ceilometer._check_status(FakeResponse(410, b"<html>410 Gone</html>"))
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_can_succeed_later(status):
+    with pytest.raises(ceilometer._TryLater):
+        ceilometer._check_status(FakeResponse(status))
+
+
+def test_truncated_body_can_succeed_later():
+    with pytest.raises(ceilometer._TryLater):
+        ceilometer._decode(FakeResponse(200, b'[{"id": "m1", "vol'))
+
+
+def make_conf(tmp_path, text):
+    path = tmp_path / "meter-export.conf"
+    path.write_text(text)
+    conf = cfg.ConfigOpts()
+    service.register_opts(conf)
+    conf(["--config-file", str(path)], project="meter-export")
+    return conf
+
+
+def test_retries_are_bounded_then_unavailable(tmp_path):
+    conf = make_conf(tmp_path, "[source]\nmax_retries = 2\n")
+    source = ceilometer.CeilometerSource(conf)
+    calls = []
+
+    def failing(method, url, body):
+        calls.append(url)
+        raise ceilometer._TryLater("HTTP 503")
+
+    source._request_once = failing
+    source._sleep = lambda seconds: None
+    with pytest.raises(sources.SourceUnavailable, match="HTTP 503"):
+        source._request("GET", "/v2/samples?q.field=x")
+    assert len(calls) == 3
+
+
+def test_config_errors_are_not_retried(tmp_path):
+    source = ceilometer.CeilometerSource(make_conf(tmp_path, "[source]\nmax_retries = 5\n"))
+    calls = []
+
+    def gone(method, url, body):
+        calls.append(url)
+        raise sources.SourceConfigError("gone")
+
+    source._request_once = gone
+    with pytest.raises(sources.SourceConfigError):
+        source._request("GET", "/v2/samples")
+    assert len(calls) == 1
+
+
+def test_no_network_before_first_fetch(tmp_path):
+    source = ceilometer.CeilometerSource(make_conf(tmp_path, "[service_credentials]\nauth_type = none\n"))
+    assert source._client is None
+
+
+def test_strategy_option_is_validated(tmp_path):
+    conf = make_conf(tmp_path, "[ceilometer]\nstrategy = bisect\n")
+    with pytest.raises(ValueError):
+        assert conf.ceilometer.strategy is None  # raises first
