@@ -110,6 +110,7 @@ def run(conf):
     streams = select(worker.load_streams(conf), conf.command.filters, conf.command.meters)
     if not streams:
         raise service.ConfigError(None, "--filter/--meter", "no stream matches")
+    worker.check_ready(conf)
     shutdown = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: shutdown.set())

@@ -87,7 +87,7 @@ def main(argv=None):
         return conf.command.func(conf)
     except service.ConfigError as e:
         sys.stderr.write("meter-export: configuration error: %s\n" % e)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
 

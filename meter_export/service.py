@@ -18,9 +18,30 @@ CREDENTIALS_GROUP = "service_credentials"
 class ConfigError(Exception):
     """A configuration value is wrong; the message names the option."""
 
+    exit_code = 2  # the systemd unit does not restart on this one
+
     def __init__(self, group, name, reason):
         self.option = name if group in (None, "DEFAULT") else "[%s] %s" % (group, name)
         super().__init__("%s: %s" % (self.option, reason))
+
+
+class UnreachableError(ConfigError):
+    """A configured service cannot be reached at start-up; may work later."""
+
+    exit_code = 1
+
+
+def check_credentials(conf):
+    """Load the auth plugin now, so a missing option fails before any work."""
+    if conf[CREDENTIALS_GROUP].auth_type is None:
+        raise ConfigError(CREDENTIALS_GROUP, "auth_type", "required (e.g. password, v3applicationcredential, gnocchi-basic, none)")
+    try:
+        ks_loading.load_auth_from_conf_options(conf, CREDENTIALS_GROUP)
+    except ks_exc.MissingRequiredOptions as e:
+        names = ", ".join(o.dest for o in e.options)
+        raise ConfigError(CREDENTIALS_GROUP, names, "required by auth_type %s" % conf[CREDENTIALS_GROUP].auth_type)
+    except (ks_exc.ClientException, ValueError) as e:
+        raise ConfigError(CREDENTIALS_GROUP, "auth_type", str(e))
 
 
 def register_opts(conf):

@@ -14,6 +14,7 @@ import wsgiref.simple_server
 import zlib
 
 import cotyledon
+import sqlalchemy as sa
 from cotyledon import oslo_config_glue
 
 from meter_export import filters as filters_mod
@@ -22,6 +23,7 @@ from meter_export import sink as sink_mod
 from meter_export import sources
 from meter_export import sync
 from meter_export import utils
+from meter_export.sink import migrate
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +35,31 @@ def load_streams(conf):
     except filters_mod.FiltersError as e:
         raise service.ConfigError("sync", "filters_file", str(e))
     return sync.streams(conf.source.driver, filters)
+
+
+def check_ready(conf):
+    """Start-up checks that need the outside world: credentials, database.
+
+    :raises service.ConfigError: before anything is read or written.
+    """
+    service.check_credentials(conf)
+    target = sink_mod.Sink.from_conf(conf)
+    url = target.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        # NOTE(sink): connecting would create an empty file; say what to do instead.
+        target.close()
+        raise service.ConfigError("database", "connection", "%s does not exist: run meter-export dbsync" % url.database)
+    try:
+        with target.engine.connect() as conn:
+            revision = migrate.current_revision(conn)
+    except sa.exc.DBAPIError as e:
+        raise service.UnreachableError("database", "connection", "cannot connect to %s: %s" % (target, e.orig))
+    finally:
+        target.close()
+    if revision != migrate.head():
+        raise service.ConfigError(
+            "database", "connection", "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head())
+        )
 
 
 def mine(streams, worker_id, workers):
@@ -146,6 +173,7 @@ def run_once(conf, streams):
 
 def run(conf, once=False):
     streams = load_streams(conf)
+    check_ready(conf)
     if once:
         return run_once(conf, streams)
     if conf.metrics.port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic import config as alembic_config
 from alembic import migration
+from alembic import script
 
 LOG = logging.getLogger(__name__)
 
@@ -39,3 +40,9 @@ def upgrade(sink):
         else:
             command.upgrade(cfg, "head")
         return current_revision(conn)
+
+
+def head():
+    cfg = alembic_config.Config()
+    cfg.set_main_option("script_location", SCRIPTS)
+    return script.ScriptDirectory.from_config(cfg).get_current_head()

@@ -12,9 +12,12 @@ import orjson
 
 from meter_export.sink import sql
 from meter_export.sources import Rejected
+from meter_export.sources import Sample
 
 UTC = datetime.timezone.utc
 MAX_METADATA_BYTES = 65535
+_OPTIONAL = frozenset((str, type(None)))
+_row = tuple.__new__
 
 # (field index in Sample, name, max length, required)
 _STRINGS = (
@@ -56,6 +59,40 @@ def _timestamp_problem(value, name, required):
     if value.tzinfo is None or value.utcoffset() is None:
         return "%s %s has no timezone, so it is ambiguous" % (name, value.isoformat())
     return None
+
+
+def _common(sample):
+    """True when the sample is plainly fine: the shape sources produce.
+
+    NOTE(sink): a pre-check made of C-level operations, a third of the cost of
+    problem(). False only means "not the common case": problem() then decides
+    and gives the reason, so it stays the one statement of the rules.
+    Non-ASCII text, an int volume or a non-UTC timezone take that path.
+    """
+    mid, name, kind, unit, volume, project, user, resource, source, ts, recorded, _ = sample
+    if not (type(mid) is str and type(name) is str and type(kind) is str and mid and name and kind):
+        return False
+    if not (type(unit) in _OPTIONAL and type(project) in _OPTIONAL and type(user) in _OPTIONAL and type(resource) in _OPTIONAL and type(source) in _OPTIONAL):
+        return False
+    # One string for the NUL and ASCII checks; if it fits a column, each of
+    # its parts does too.
+    text = "\x01".join((mid, name, kind, unit or "", project or "", user or "", resource or "", source or ""))
+    return (
+        len(mid) <= sql.MESSAGE_ID_LENGTH
+        and len(kind) <= sql.TYPE_LENGTH
+        and (len(text) <= sql.NAME_LENGTH or _each_fits(name, unit, project, user, resource, source))
+        and text.isascii()
+        and "\x00" not in text
+        and type(volume) is float
+        and math.isfinite(volume)
+        and type(ts) is datetime.datetime
+        and ts.tzinfo is UTC
+        and (recorded is None or (type(recorded) is datetime.datetime and recorded.tzinfo is UTC))
+    )
+
+
+def _each_fits(*names):
+    return max(len(n or "") for n in names) <= sql.NAME_LENGTH
 
 
 def problem(sample):
@@ -110,10 +147,12 @@ def prepare(items):
         if type(item) is Rejected:
             rejected.append(item)
             continue
-        reason = problem(item)
+        reason = None if _common(item) else problem(item)
         if reason is None:
             try:
-                rows[item[0]] = item._replace(resource_metadata=_metadata_json(item[11]))
+                # NOTE(sink): tuple.__new__ builds the Sample directly; the
+                # NamedTuple _replace costs about 2 us a row here.
+                rows[item[0]] = _row(Sample, item[:11] + (_metadata_json(item[11]),))
                 continue
             except ValueError as e:
                 reason = str(e)

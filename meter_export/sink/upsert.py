@@ -39,9 +39,11 @@ def _naive_text(value):
     """Naive UTC as 'YYYY-MM-DD HH:MM:SS.ffffff' (what SQLAlchemy stores on SQLite)."""
     if value is None:
         return None
-    if value.utcoffset():
+    if value.tzinfo is not UTC and value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # NOTE(sink): in UTC the naive text is the first 26 characters of the ISO
+    # form (the "+00:00" is cut), which saves a datetime copy per value.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 # -- PostgreSQL ---------------------------------------------------------------
@@ -99,10 +101,10 @@ def _mysql_field(value):
 
 def _write_tsv(rows, fileobj):
     field = _mysql_field
-    write = fileobj.write
-    for row in rows:
-        write("\t".join([field(v) for v in row]).encode("utf-8"))
-        write(b"\n")
+    # NOTE(sink): one write per batch; the text of 10k rows is a few MB.
+    lines = ["\t".join([field(v) for v in row]) for row in rows]
+    lines.append("")
+    fileobj.write("\n".join(lines).encode("utf-8"))
 
 
 def mysql_load_data(conn, table, rows):

@@ -106,3 +106,42 @@ def test_dbsync_creates_then_keeps_the_schema(tmp_path):
     second = meter_export("--config-file", str(config), "dbsync", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert _revision(db) == revision
+
+
+GNOCCHI_AUTH = ["auth_type = gnocchi-basic", "user = admin", "endpoint = http://127.0.0.1:9"]
+FILTERS_OK = "filters:\n  - name: a\n    meters: [cpu]\n"
+
+# Checks that need the filters file, the credentials or the database: run
+# and backfill refuse to start, naming the option, with nothing written.
+START_UP = {
+    "filters-file-missing": ({"sync": ["filters_file = nowhere.yaml"], "service_credentials": GNOCCHI_AUTH}, None, 2, "[sync] filters_file"),
+    "filters-file-invalid": ({"service_credentials": GNOCCHI_AUTH}, "filters:\n  - name: a\n", 2, "[sync] filters_file"),
+    "auth-option-missing": ({"service_credentials": ["auth_type = password"]}, FILTERS_OK, 2, "[service_credentials] auth_url"),
+    "no-auth-type": ({}, FILTERS_OK, 2, "[service_credentials] auth_type"),
+    "database-not-created": ({"service_credentials": GNOCCHI_AUTH}, FILTERS_OK, 2, "[database] connection"),
+    "database-unreachable": (
+        {"service_credentials": GNOCCHI_AUTH, "database": ["connection = postgresql://nobody@127.0.0.1:9/none"]},
+        FILTERS_OK,
+        1,  # may work later: systemd restarts on this one
+        "[database] connection",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(START_UP))
+@pytest.mark.parametrize("command", [["run", "--once"], ["backfill", "--start=-P1D", "--end=-PT1H"]], ids=["run", "backfill"])
+def test_start_up_checks_refuse_before_any_work(tmp_path, case, command):
+    sections, filters, code, option = START_UP[case]
+    db = tmp_path / "meter-export.sqlite"
+    body = {"database": ["connection = sqlite:///%s" % db], "sync": ["filters_file = %s" % (tmp_path / "filters.yaml")]}
+    for name, lines in sections.items():
+        body[name] = lines if name == "database" else body.get(name, []) + lines
+    if filters is not None:
+        (tmp_path / "filters.yaml").write_text(filters)
+    config = tmp_path / "meter-export.conf"
+    config.write_text("".join("[%s]\n%s\n" % (name, "\n".join(opts)) for name, opts in body.items()))
+    before = sorted(os.listdir(tmp_path))
+    result = meter_export("--config-file", str(config), *command, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert "configuration error: %s" % option in result.stderr
+    assert sorted(os.listdir(tmp_path)) == before
