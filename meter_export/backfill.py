@@ -28,9 +28,7 @@ def scope_for(start, end):
 
 
 def select(streams, filter_names, meter_names):
-    return [
-        s for s in streams if (not filter_names or s.filter.name in filter_names) and (not meter_names or s.meter.name in meter_names)
-    ]
+    return [s for s in streams if (not filter_names or s.filter.name in filter_names) and (not meter_names or s.meter.name in meter_names)]
 
 
 @dataclasses.dataclass

@@ -11,22 +11,18 @@ source of truth.
 
 import logging
 
+import prometheus_client as prom
 from prometheus_client import core
 from prometheus_client import multiprocess
-import prometheus_client as prom
 
 from meter_export import checkpoint
 from meter_export import utils
 
 LOG = logging.getLogger(__name__)
 
-LAST_RUN_START = prom.Gauge(
-    "meter_export_collector_last_run_start", "Unix time the last pass started.", multiprocess_mode="max"
-)
+LAST_RUN_START = prom.Gauge("meter_export_collector_last_run_start", "Unix time the last pass started.", multiprocess_mode="max")
 LAST_RUN_END = prom.Gauge("meter_export_collector_last_run_end", "Unix time the last pass ended.", multiprocess_mode="max")
-LAST_RUN_DURATION = prom.Gauge(
-    "meter_export_collector_last_run_duration", "Seconds the last pass took.", multiprocess_mode="livemax"
-)
+LAST_RUN_DURATION = prom.Gauge("meter_export_collector_last_run_duration", "Seconds the last pass took.", multiprocess_mode="livemax")
 SAMPLES_WRITTEN = prom.Counter("meter_export_collector_samples_written", "Samples upserted.", ["meter"])
 SAMPLES_QUARANTINED = prom.Counter("meter_export_collector_samples_quarantined", "Samples quarantined.", ["meter"])
 STREAM_FAILURES = prom.Counter("meter_export_collector_stream_failures", "Stream syncs that failed.", ["stream"])

@@ -64,8 +64,7 @@ SOURCE_OPTS = [
     cfg.StrOpt(
         "name",
         default="openstack",
-        help="Value written in the samples' source column for Gnocchi samples "
-        "(Ceilometer samples carry their own).",
+        help="Value written in the samples' source column for Gnocchi samples (Ceilometer samples carry their own).",
     ),
     cfg.IntOpt("timeout", default=60, min=1, help="Seconds before an HTTP request to the API gives up."),
     cfg.IntOpt(
@@ -88,15 +87,13 @@ SYNC_OPTS = [
         "lookback",
         default=3600,
         min=0,
-        help="Seconds behind the checkpoint that every pass reads again, to catch samples "
-        "stored late.",
+        help="Seconds behind the checkpoint that every pass reads again, to catch samples stored late.",
     ),
     cfg.IntOpt(
         "settle",
         default=600,
         min=0,
-        help="Seconds behind now that a pass stops, so that buckets still being filled "
-        "are not read early.",
+        help="Seconds behind now that a pass stops, so that buckets still being filled are not read early.",
     ),
     cfg.IntOpt(
         "max_window",

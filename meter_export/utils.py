@@ -2,14 +2,16 @@
 
 import datetime
 import logging
+import queue
 import re
+import threading
 import time
 
 import tenacity
 
 LOG = logging.getLogger(__name__)
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 _DURATION = re.compile(
     r"^-P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -72,3 +74,61 @@ def retry_forever(what, shutdown=None):
         before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
         reraise=True,
     )
+
+
+class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as items)
+    """Iterate ``iterable`` in a thread, at most ``depth`` items ahead.
+
+    ``with read_ahead(pages) as items: for item in items: ...``. An exception
+    of the producer comes out of the consumer's loop, in order. Leaving the
+    block stops the producer and waits until it has finished the item in hand,
+    so whatever it was using (an HTTP session) is free again afterwards.
+    """
+
+    _END = object()
+
+    def __init__(self, iterable, depth=1):
+        self._iterable = iterable
+        self._queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self._items()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.1)  # unblock a put
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def _produce(self):
+        try:
+            for item in self._iterable:
+                if not self._put((item, None)):
+                    return
+            self._put((self._END, None))
+        except BaseException as e:  # handed over to the consumer
+            self._put((self._END, e))
+
+    def _put(self, entry):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _items(self):
+        while True:
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            if item is self._END:
+                return
+            yield item

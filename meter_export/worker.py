@@ -58,7 +58,9 @@ def check_ready(conf):
         target.close()
     if revision != migrate.head():
         raise service.ConfigError(
-            "database", "connection", "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head())
+            "database",
+            "connection",
+            "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head()),
         )
 
 

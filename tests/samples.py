@@ -5,7 +5,7 @@ import uuid
 
 from meter_export.sources import Sample
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC)
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from telemetry_stack import gnocchi  # noqa: E402
 from telemetry_stack import seed  # noqa: E402
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 METERS = {"cpu": "ns", "memory": "MB", "vcpus": "vcpu"}
 FILTERS = """\
 filters:
@@ -40,7 +40,9 @@ def seed_usage(server, projects, resources):
     end = datetime.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     total = 0
     for _ in range(projects):
-        seeded = seed.seed_project(client, str(uuid.uuid4()), METERS, resources, end - datetime.timedelta(days=1), end, archive_policy="demo-5min")
+        seeded = seed.seed_project(
+            client, str(uuid.uuid4()), METERS, resources, end - datetime.timedelta(days=1), end, archive_policy="demo-5min"
+        )
         total += sum(len(p) for p in seeded.points.values())
     server.wait_processed(timeout=300)
     return total
@@ -78,7 +80,9 @@ def meter_export(config, *args):
 
 def report(workdir, pushed):
     db = sqlite3.connect(os.path.join(workdir, "meter-export.sqlite"))
-    rows = db.execute("SELECT counter_name, count(*), count(DISTINCT resource_id), min(timestamp), max(timestamp) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
+    rows = db.execute(
+        "SELECT counter_name, count(*), count(DISTINCT resource_id), min(timestamp), max(timestamp) FROM samples GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     print("\nWhat landed in %s (table samples):" % os.path.join(workdir, "meter-export.sqlite"))
     print("%-8s %8s %10s  %-26s  %-26s" % ("meter", "samples", "resources", "first", "last"))
     for name, count, resources, first, last in rows:

@@ -9,6 +9,6 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e .
+"$VENV/bin/python" -m pip install -q -e . > "$VENV/pip-install.log" 2>&1 || { cat "$VENV/pip-install.log"; exit 1; }
 tools/telemetry-venvs.sh gnocchi
 exec "$VENV/bin/python" tools/demo.py "$@"

@@ -160,6 +160,6 @@ class Sink:
 
 
 def _refused(row, error):
-    payload = orjson.dumps(dict(zip(upsert.COLUMNS, row)), default=str).decode()
+    payload = orjson.dumps(dict(zip(upsert.COLUMNS, row, strict=False)), default=str).decode()
     reason = "refused by the database: %s" % str(getattr(error, "orig", error)).splitlines()[0]
     return sink_rows.Rejected(payload, reason, row[0])

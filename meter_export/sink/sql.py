@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 # Column widths, shared with the validation in sink/rows.py.
 MESSAGE_ID_LENGTH = 128
@@ -23,7 +23,12 @@ LIVE_SCOPE = "live"
 # NOTE(sink): a plain postgresql:// URL goes to psycopg 3 and not psycopg2:
 # its binary COPY upserts about twice as fast (shared/reference/
 # db-write-throughput.md). postgresql+psycopg2:// still works everywhere.
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
 
 
 class TimestampUTC(sa.types.TypeDecorator):

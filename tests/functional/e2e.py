@@ -17,7 +17,9 @@ def write_config(tmp_path, db_url, credentials, filters_yaml, **sync):
     """A config file and a filters file; returns the config path."""
     filters = tmp_path / "filters.yaml"
     filters.write_text(filters_yaml)
-    sync_lines = "".join("%s = %s\n" % kv for kv in dict(dict(initial_start="-P3D", settle=0, lookback=3600, max_window=7200), **sync).items())
+    sync_lines = "".join(
+        "%s = %s\n" % kv for kv in dict(dict(initial_start="-P3D", settle=0, lookback=3600, max_window=7200), **sync).items()
+    )
     config = tmp_path / "meter-export.conf"
     config.write_text(
         "[DEFAULT]\ndebug = false\n[database]\nconnection = %s\nbatch_size = 500\n"

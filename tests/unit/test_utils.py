@@ -4,7 +4,7 @@ import pytest
 
 from meter_export import utils
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
