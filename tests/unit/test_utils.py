@@ -33,3 +33,31 @@ def test_parse_start_refuses(text):
 def test_isoformat_is_naive_utc_with_microseconds():
     tz = datetime.timezone(datetime.timedelta(hours=1))
     assert utils.isoformat(datetime.datetime(2026, 1, 1, 1, 0, tzinfo=tz)) == "2026-01-01T00:00:00.000000"
+
+
+def test_read_ahead_yields_everything_in_order_then_the_producer_error():
+    def produce():
+        yield from range(5)
+        raise ValueError("source broke")
+
+    got = []
+    with pytest.raises(ValueError, match="source broke"):
+        with utils.read_ahead(produce()) as items:
+            for item in items:
+                got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_left_early_stops_the_producer_and_waits_for_it():
+    produced = []
+
+    def produce():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    reader = utils.read_ahead(produce(), depth=1)
+    with reader as items:
+        assert next(items) == 0
+    assert not reader._thread.is_alive()
+    assert len(produced) <= 4  # one taken, one queued, one in hand (+1 race)

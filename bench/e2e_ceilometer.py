@@ -1,0 +1,158 @@
+"""End-to-end sync from the real Ceilometer v2 API into PostgreSQL, beside a plain python-ceilometerclient read.
+
+Usage (from the repository root; PostgreSQL from METER_EXPORT_TEST_PG_URL)::
+
+    .venv/bin/python bench/e2e_ceilometer.py [--resources 100] [--repeat 3] [--max-window 3600 86400]
+
+Starts the real Ceilometer 9.0.7 v2 API (tools/telemetry_stack, SQLite
+storage, fresh workdir) and seeds it with seed_samples: ``--resources``
+resources x 3 meters (cpu, memory, vcpus) x one day of 5-minute samples
+(100 resources: 86,400 samples). Then ``--repeat`` rounds, the order of the
+sides alternating between rounds:
+
+- baseline: the plain python-ceilometerclient read of the same samples, no
+  database: one ``client.new_samples.list(q=[meter eq M, timestamp ge start,
+  timestamp lt end], limit=<more than there are>)`` per meter (GET
+  /v2/samples). The client is built (session with keystoneauth's noauth
+  plugin) before the clock starts.
+- meter-export: ``meter-export --config-file F run --once`` in this process
+  (cli.main), auth_type none + endpoint, default [ceilometer] options
+  (strategy auto = keyset, page_size 1000), into a fresh PostgreSQL database
+  made by ``dbsync`` before the clock starts; only the run is timed, client
+  set-up included. One figure per ``--max-window``.
+
+Figures are samples/s, median of the rounds, and the ratio meter-export /
+baseline.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import e2e_common as common
+from ceilometerclient.v2 import client as ceilometer_client
+from e2e_common import say
+from keystoneauth1 import noauth
+from keystoneauth1 import session as ks_session
+from telemetry_stack import ceilometer
+from telemetry_stack import venvs
+
+METERS = {"cpu": ("cumulative", "ns"), "memory": ("gauge", "MB"), "vcpus": ("gauge", "vcpu")}
+PROJECT = "bench-project"
+
+
+def seed(server, resources, start):
+    samples = []
+    for i in range(288):
+        ts = start + datetime.timedelta(minutes=5 * i)
+        for r in range(resources):
+            for meter, (kind, unit) in METERS.items():
+                samples.append(
+                    ceilometer.meter_message(
+                        meter,
+                        ts,
+                        float(i * r % 997),
+                        resource_id="instance-%04d" % r,
+                        project_id=PROJECT,
+                        user_id="user-%02d" % (r % 7),
+                        counter_type=kind,
+                        unit=unit,
+                        metadata={"display_name": "vm-%04d" % r, "flavor": {"name": "m1.small", "vcpus": 1}},
+                    )
+                )
+    watch = time.perf_counter()
+    inserted = server.seed(samples)
+    say("seeded %d samples (%d resources x %d meters x 288) in %.1fs" % (inserted, resources, len(METERS), time.perf_counter() - watch))
+    return inserted
+
+
+class NoProbeClient(ceilometer_client.Client):
+    # The stock client also GETs / on the alarming and event endpoints at
+    # construction; with a fixed endpoint both would hit Ceilometer itself.
+    @staticmethod
+    def _get_redirect_client(*args, **kwargs):
+        return None
+
+
+def baseline(endpoint, start, end, limit):
+    client = NoProbeClient(session=ks_session.Session(auth=noauth.NoAuth(endpoint=endpoint)))
+    watch = time.perf_counter()
+    count = 0
+    for meter in METERS:
+        q = [
+            {"field": "meter", "op": "eq", "value": meter},
+            {"field": "timestamp", "op": "ge", "value": start.isoformat()},
+            {"field": "timestamp", "op": "lt", "value": end.isoformat()},
+        ]
+        count += len(client.new_samples.list(q=q, limit=limit))
+    return count, time.perf_counter() - watch
+
+
+def meter_export(endpoint, start, workdir, max_window):
+    db = common.Database()
+    try:
+        filters = "filters:\n  - name: bench\n    query: {project_id: %s}\n    meters: [%s]\n" % (PROJECT, ", ".join(METERS))
+        config = common.write_config(
+            workdir,
+            db.url,
+            "driver = ceilometer",
+            {"auth_type": "none", "endpoint": endpoint},
+            filters,
+            sync={"initial_start": start.isoformat() + "Z", "settle": 0, "lookback": 0, "max_window": max_window},
+        )
+        code, _ = common.in_process(config, "dbsync")
+        assert code == 0
+        code, seconds = common.in_process(config, "run", "--once")
+        if code:
+            raise RuntimeError("run --once exited %d" % code)
+        return db.count(), seconds
+    finally:
+        db.drop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resources", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-window", type=int, nargs="+", default=[3600, 86400])
+    args = parser.parse_args()
+    common.header("e2e_ceilometer: real Ceilometer v2 API -> meter-export -> PostgreSQL vs plain python-ceilometerclient read")
+    say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
+    venvs.ensure("ceilometer")
+    workdir = tempfile.mkdtemp(prefix="mx-bench-ceilometer-")
+    server = ceilometer.CeilometerServer(os.path.join(workdir, "ceilometer"))
+    server.start()
+    try:
+        # Naive UTC, as the v2 API stores and compares timestamps.
+        end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        start = end - datetime.timedelta(days=1)
+        total = seed(server, args.resources, start)
+        sides = {"baseline: new_samples.list per meter": lambda: baseline(server.endpoint, start, end, total + 1)}
+        for window in args.max_window:
+            sides["meter-export run --once, max_window=%d" % window] = lambda w=window: meter_export(server.endpoint, start, workdir, w)
+        times = {name: [] for name in sides}
+        counts = {}
+        for round_ in range(args.repeat):
+            for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
+                counts[name], seconds = sides[name]()
+                times[name].append(seconds)
+                say("  round %d  %-42s %7d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
+        say("%d samples, median of %d rounds:" % (total, args.repeat))
+        base = total / common.median(times["baseline: new_samples.list per meter"])
+        for name, t in times.items():
+            rate = counts[name] / common.median(t)
+            say("  %-42s %7.2fs %8.0f samples/s  x%.2f of the baseline" % (name, common.median(t), rate, rate / base))
+            if counts[name] != total:
+                say("  WARNING: %s read %d samples, %d were seeded" % (name, counts[name], total))
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    say("load average at end: %s" % common.loadavg())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Shared pieces of the end-to-end benches (e2e_*.py, backfill_rss.py, idle_cpu.py).
+
+Not a bench itself: machine description, fresh PostgreSQL databases, the
+meter-export config file, medians.  The real telemetry servers come from
+tools/telemetry_stack, as in tests/functional.
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import sqlalchemy as sa
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+PG_URL = os.environ.get("METER_EXPORT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BIN = os.path.join(os.path.dirname(sys.executable), "meter-export")
+UTC = datetime.UTC
+
+
+def machine():
+    """One line: CPUs, RAM, CPU model, kernel, Python, date."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        ram_kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
+    return "nproc=%d, RAM %.1f GiB, %s, Linux %s, Python %s, %s" % (
+        os.cpu_count(),
+        ram_kb / 2**20,
+        model,
+        platform.release(),
+        platform.python_version(),
+        datetime.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def header(title):
+    say("== %s" % title)
+    say("machine: %s" % machine())
+    say("load average at start: %s" % loadavg())
+
+
+def median(values):
+    return statistics.median(values)
+
+
+class Database:
+    """A fresh PostgreSQL database on PG_URL, dropped by drop()."""
+
+    def __init__(self):
+        from meter_export.sink import sql
+
+        # NOTE(bench): not mx_bench_ (bench/sink_throughput.py's prefix): on
+        # 2026-11-21 our mx_bench_* databases were dropped by another process
+        # in the middle of a run; a prefix of our own keeps clear of that.
+        self.name = "mx_e2e_" + uuid.uuid4().hex[:12]
+        self._admin = sa.create_engine(sql.dress_url(PG_URL), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with self._admin.connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE " + self.name))
+        self.url = sa.engine.make_url(PG_URL).set(database=self.name).render_as_string(hide_password=False)
+
+    def count(self, table="samples"):
+        from meter_export.sink import sql
+
+        engine = sa.create_engine(sql.dress_url(self.url), poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM %s" % table)).scalar()
+        finally:
+            engine.dispose()
+
+    def drop(self):
+        with self._admin.connect() as conn:
+            conn.execute(sa.text("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name))
+        self._admin.dispose()
+
+
+def write_config(directory, db_url, source_lines, credentials, filters_yaml, sync=None, extra=""):
+    """meter-export.conf + filters.yaml in ``directory``; returns the config path."""
+    filters = os.path.join(directory, "filters-%s.yaml" % uuid.uuid4().hex[:6])
+    with open(filters, "w") as f:
+        f.write(filters_yaml)
+    sync_lines = "".join("%s = %s\n" % kv for kv in (sync or {}).items())
+    path = os.path.join(directory, "meter-export-%s.conf" % uuid.uuid4().hex[:6])
+    with open(path, "w") as f:
+        f.write(
+            "[DEFAULT]\ndebug = false\n[database]\nconnection = %s\n[source]\n%s\n"
+            "[service_credentials]\n%s\n[sync]\nfilters_file = %s\n%s%s"
+            % (db_url, source_lines, "\n".join("%s = %s" % kv for kv in credentials.items()), filters, sync_lines, extra)
+        )
+    return path
+
+
+def cli(config, *args, timeout=3600):
+    """Run the real meter-export CLI; raise with its stderr if it fails."""
+    done = subprocess.run([BIN, "--config-file", config, *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError("meter-export %s exited %d:\n%s" % (" ".join(args), done.returncode, done.stderr[-3000:]))
+    return done
+
+
+def in_process(config, *args):
+    """meter-export in this process (cli.main); returns (exit code, seconds)."""
+    from meter_export import cli as cli_mod
+
+    started = time.perf_counter()
+    code = cli_mod.main(["--config-file", config, *args])
+    return code, time.perf_counter() - started
+
+
+def startup_seconds(repeat=3):
+    """Median wall time of a fresh interpreter importing what `run` imports.
+
+    What a subprocess `meter-export run --once` pays before its first request
+    (the benches time the sync in-process, so it is reported, not counted).
+    """
+    code = "import meter_export.cli, meter_export.worker, meter_export.sources.gnocchi, meter_export.sources.ceilometer, meter_export.sink"
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - started)
+    return median(times)
