@@ -23,6 +23,7 @@ are translated into complex-query leaves), or, for ``keyset`` only, one
 complex-query filter dict such as ``{"=": {"metadata.flavor": "m1"}}``.
 """
 
+import json
 import logging
 import math
 import time
@@ -86,7 +87,13 @@ def parse_timestamp(text):
     """
     if not isinstance(text, str):
         raise ValueError("timestamp %r is not a string" % (text,))
-    return utils.parse_utc(text)
+    value = utils.parse_utc(text)
+    if len(text) <= 10:
+        # NOTE(bad-input): fromisoformat reads a date ("2017-01-01",
+        # "20170101") as midnight, and every form with a time is longer; a
+        # sample without a time of day is quarantined, not moved up to a day.
+        raise ValueError("timestamp %r has no time of day" % text)
+    return value
 
 
 def _volume(value):
@@ -101,12 +108,31 @@ def to_item(raw):
     """One /v2/samples (or /v2/query/samples) object -> Sample or Rejected."""
     message_id = raw.get("id") if isinstance(raw, dict) else None
     try:
+        if not isinstance(raw, dict):
+            raise ValueError("sample is a %s, not an object" % type(raw).__name__)
         if not message_id:
             raise ValueError("no message_id")
         return _to_sample(raw, message_id)
-    except (ValueError, TypeError, KeyError) as e:
-        payload = orjson.dumps(raw, default=str).decode()
-        return sources.Rejected(payload=payload, reason=str(e), message_id=message_id or None)
+    except KeyError as e:
+        return _rejected(raw, "%s is missing" % e.args[0], message_id)
+    except (ValueError, TypeError) as e:
+        return _rejected(raw, str(e), message_id)
+
+
+def _rejected(raw, reason, message_id=None):
+    # NOTE(bad-input): the stdlib json, as sink.rows does: it keeps NaN and
+    # Infinity visible and escapes the lone surrogates of invalid UTF-8,
+    # where orjson would hide the one and fail on the other.
+    payload = json.dumps(raw, default=str)
+    return sources.Rejected(payload=payload, reason=reason, message_id=message_id if isinstance(message_id, str) and message_id else None)
+
+
+def _metadata(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("metadata is a %s, not an object" % type(value).__name__)
+    return dict(value)
 
 
 def _to_sample(raw, message_id):
@@ -123,21 +149,59 @@ def _to_sample(raw, message_id):
         source=raw.get("source"),
         timestamp=parse_timestamp(raw.get("timestamp")),
         recorded_at=parse_timestamp(recorded_at) if recorded_at else None,
-        resource_metadata=dict(raw.get("metadata") or {}),
+        resource_metadata=_metadata(raw.get("metadata")),
     )
 
 
 def dedupe(items):
-    """Drop repeated message_ids; the last one read wins."""
+    """Drop repeated message_ids; the last one read wins.
+
+    A copy that differs from the one kept is quarantined, not dropped.
+    """
     by_id = {}
     anonymous = []
     for item in items:
         if item.message_id:
-            by_id.pop(item.message_id, None)
+            earlier = by_id.pop(item.message_id, None)
+            if earlier is not None and not _same(earlier, item):
+                anonymous.append(_superseded(earlier))
             by_id[item.message_id] = item
         else:
             anonymous.append(item)
     return list(by_id.values()) + anonymous
+
+
+def _same(a, b):
+    """Two reads of one message_id that agree (recorded_at aside).
+
+    NOTE(bad-input): a sample the collector stored twice differs only by
+    recorded_at, the time of storage; that is a re-read, not a conflict.
+    """
+    if type(a) is not type(b):
+        return False
+    if type(a) is sources.Rejected:
+        return a.reason == b.reason
+    return a._replace(recorded_at=None) == b._replace(recorded_at=None)
+
+
+def _superseded(item):
+    payload = item.payload if type(item) is sources.Rejected else json.dumps(item._asdict(), default=str)
+    reason = "message_id %s was read twice with different content; the later copy was kept" % item.message_id
+    return sources.Rejected(payload, reason, item.message_id)
+
+
+def in_window(item, start, end):
+    """The item, or a Rejected when its timestamp is outside [start, end).
+
+    NOTE(bad-input): the server chose the row by its stored timestamp; one
+    rendered outside the window asked for (a clock in the future, an offset
+    the server never sends) cannot be trusted to belong to any window.
+    """
+    if type(item) is sources.Rejected or start <= item.timestamp < end:
+        return item
+    where = "in the future" if item.timestamp > utils.utcnow() else "outside the requested window"
+    reason = "timestamp %s is %s [%s, %s)" % (item.timestamp.isoformat(), where, start.isoformat(), end.isoformat())
+    return sources.Rejected(json.dumps(item._asdict(), default=str), reason, item.message_id)
 
 
 # -- query building (pure) --------------------------------------------------
@@ -230,11 +294,31 @@ def _fault(resp):
 
 
 def _decode(resp):
+    """The JSON body; NaN, Infinity and invalid UTF-8 are left to the samples.
+
+    :raises _TryLater: not JSON (cut short, an HTML error page): the same
+        request may work when sent again.
+    """
     try:
-        return orjson.loads(resp.content)
-    except orjson.JSONDecodeError as e:
-        # NOTE(ceilometer): a body cut short by a dropped connection.
-        raise _TryLater("truncated or invalid JSON body (%s)" % e)
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        # NOTE(bad-input): orjson refuses NaN/Infinity literals and invalid
+        # UTF-8 anywhere in the body.  The stdlib parser takes both (the bad
+        # bytes become lone surrogates), so only the samples holding them are
+        # quarantined (by to_item or sink.rows), not the whole page.
+        try:
+            body = json.loads(resp.content.decode("utf-8", "surrogateescape"))
+        except ValueError as e:
+            # NOTE(ceilometer): a body cut short by a dropped connection.
+            raise _TryLater("truncated or invalid JSON body (%s)" % e)
+    return body
+
+
+def _expect(body, kind):
+    """``body`` when it is a ``kind`` (or kind is None); else _TryLater."""
+    if kind is not None and not isinstance(body, kind):
+        raise _TryLater("the answer is a JSON %s, not a %s" % (type(body).__name__, kind.__name__))
+    return body
 
 
 def request_retrying(max_retries, sleep=time.sleep):
@@ -280,12 +364,12 @@ class CeilometerSource(sources.SourceDriver):
     def close(self):
         self._client = None
 
-    def _request(self, method, url, body=None):
+    def _request(self, method, url, body=None, expect=None):
         """One request with retries; returns the decoded JSON body."""
         try:
             for attempt in request_retrying(self.conf.source.max_retries, self._sleep):
                 with attempt:
-                    return self._request_once(method, url, body)
+                    return _expect(self._request_once(method, url, body), expect)
         except _TryLater as e:
             raise sources.SourceUnavailable("%s %s failed after %d retries: %s" % (
                 method, url.split("?")[0], self.conf.source.max_retries, e))
@@ -342,8 +426,8 @@ class CeilometerSource(sources.SourceDriver):
         """
         pages = {"keyset": self._keyset_pages, "desc": self._desc_pages}[self.strategy()]
         watch = utils.StopWatch()
-        items = dedupe(to_item(raw) for page in pages(stream, utils.isoformat(start), utils.isoformat(end))
-                       for raw in page)
+        items = dedupe(in_window(to_item(raw), start, end)
+                       for page in pages(stream, utils.isoformat(start), utils.isoformat(end)) for raw in page)
         LOG.debug("%s [%s, %s): %d items in %.2fs", stream, start, end, len(items), watch.elapsed())
         size = self.conf.ceilometer.page_size
         for i in range(0, len(items), size):
@@ -355,14 +439,11 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             body = {"filter": orjson.dumps(keyset_filter(stream, start, end, cursor)).decode(),
                     "orderby": KEYSET_ORDER, "limit": size}
-            rows = self._request("POST", "/v2/query/samples", body)
+            rows = self._request("POST", "/v2/query/samples", body, expect=list)
             yield rows
             if len(rows) < size:
                 return
-            last = rows[-1]
-            # NOTE(ceilometer): the server re-parses the timestamp it rendered
-            # into the same microsecond, so equality on it is exact.
-            cursor = (utils.isoformat(_sort_key(last)), last.get("id") or "")
+            cursor = keyset_cursor(rows[-1], start, end)
 
     def _desc_pages(self, stream, start, end):
         size = limit = self.conf.ceilometer.page_size
@@ -370,7 +451,7 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             url = ceilometer_options.build_url("/v2/samples", desc_query(stream, start, upper, upper_op),
                                                ["limit=%d" % limit])
-            rows = self._request("GET", url)
+            rows = self._request("GET", url, expect=list)
             yield rows
             if len(rows) < limit:
                 return
@@ -384,10 +465,29 @@ class CeilometerSource(sources.SourceDriver):
             upper, upper_op = utils.isoformat(oldest), "le"
 
 
+def keyset_cursor(last, start, end):
+    """(timestamp, message_id) after which the next keyset page starts.
+
+    NOTE(ceilometer): the server re-parses the timestamp it rendered into the
+    same microsecond, so equality on it is exact.
+    :param start, end: the window, as utils.isoformat text.
+    :raises SourceUnavailable: the row cannot bound a page (no timestamp, or
+        one outside the window); paging past it could skip the rest of the
+        window, so the window fails instead.
+    """
+    try:
+        timestamp = utils.isoformat(parse_timestamp(last["timestamp"]))
+        if not start <= timestamp < end:
+            raise ValueError("timestamp %s is outside the window" % timestamp)
+        return timestamp, last.get("id") or ""
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise sources.SourceUnavailable("cannot page past the last row of a full page (%s): %.300r" % (e, last))
+
+
 def _sort_key(raw):
     try:
         return parse_timestamp(raw.get("timestamp"))
-    except ValueError:
+    except (ValueError, AttributeError):
         # NOTE(ceilometer): an unparseable timestamp cannot bound a page; it
         # sorts last so it never becomes the re-read bound (it is Rejected).
         return utils.parse_utc("9999-12-31T00:00:00")

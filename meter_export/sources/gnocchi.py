@@ -170,9 +170,12 @@ def parse_timestamp(text):
 
     Cached: the metrics of a page share their bucket timestamps.
 
-    :raises ValueError, TypeError, AttributeError: not an ISO 8601 string.
+    :raises ValueError, TypeError, AttributeError: not an ISO 8601 string,
+        or a date without a time of day.
     """
     value = utils.parse_utc(text)
+    if len(text) <= 10:
+        raise ValueError("no time of day")  # NOTE(bad-input): a date, not midnight
     return value, value.isoformat()
 
 
@@ -432,6 +435,8 @@ class GnocchiSource(sources.SourceDriver):
                 page = self._call("POST", path, params, query)
             except _NotFound as e:
                 raise sources.SourceConfigError("resource type %r: %s" % (flt.resource_type, e))
+            if not isinstance(page, list) or not all(isinstance(r, dict) and r.get("id") for r in page):
+                raise sources.SourceUnavailable("POST %s: the answer is not a list of resources: %.300r" % (path, page))
             if page:
                 yield page
             if len(page) < limit:
@@ -488,4 +493,8 @@ class GnocchiSource(sources.SourceDriver):
         params = {"start": utils.isoformat(start), "stop": utils.isoformat(end), "granularity": format_granularity(granularity)}
         operations = ["metric"] + [[t.metric_id, aggregation] for t in targets]
         body = self._call("POST", "/v1/aggregates", params, {"operations": operations})
+        # NOTE(bad-input): an answer of another shape must fail the window,
+        # never read as "no measures" (that would move the checkpoint).
+        if not isinstance(body, dict) or not isinstance(body.get("measures"), dict):
+            raise sources.SourceUnavailable("POST /v1/aggregates: the answer has no measures object: %.300r" % (body,))
         return page_items(body, targets, start, end)

@@ -69,9 +69,24 @@ def test_unmappable_items_are_rejected_with_their_payload(overrides, reason):
 
 
 def test_dedupe_keeps_one_per_message_id_last_wins():
-    first, second, other = raw(volume=1.0), raw(volume=2.0), raw(id="m2")
-    items = ceilometer.dedupe(ceilometer.to_item(r) for r in (first, other, second))
-    assert [(i.message_id, i.counter_volume) for i in items] == [("m2", 4.0), ("m1", 2.0)]
+    first, again, other = raw(volume=1.0), raw(volume=1.0), raw(id="m2")
+    items = ceilometer.dedupe(ceilometer.to_item(r) for r in (first, other, again))
+    assert [(i.message_id, i.counter_volume) for i in items] == [("m2", 4.0), ("m1", 1.0)]
+
+
+def test_dedupe_a_copy_stored_twice_is_not_a_conflict():
+    first, again = raw(volume=1.0, recorded_at="2017-01-01T00:00:01"), raw(volume=1.0, recorded_at="2017-01-01T00:00:02")
+    [kept] = ceilometer.dedupe(ceilometer.to_item(r) for r in (first, again))
+    assert kept.recorded_at.second == 2
+
+
+def test_dedupe_quarantines_a_differing_copy_and_keeps_the_last():
+    first, second = raw(volume=1.0), raw(volume=2.0)
+    kept, superseded = ceilometer.dedupe(ceilometer.to_item(r) for r in (first, second))
+    assert (kept.message_id, kept.counter_volume) == ("m1", 2.0)
+    assert isinstance(superseded, sources.Rejected) and superseded.message_id == "m1"
+    assert "read twice with different content" in superseded.reason
+    assert json.loads(superseded.payload)["counter_volume"] == 1.0
 
 
 def test_dedupe_keeps_every_rejected_without_id():
