@@ -159,7 +159,7 @@ class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
 
 
 def run_once(conf, streams):
-    """One pass in this process; 1 when any stream failed."""
+    """One pass in this process; 1 when a stream failed or was interrupted."""
     shutdown = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: shutdown.set())
@@ -169,8 +169,17 @@ def run_once(conf, streams):
     finally:
         syncer.close()
     failed = [r for r in results if r.error]
-    LOG.info("Pass done: %d streams, %d failed, %d samples written", len(results), len(failed), sum(r.written for r in results))
-    return 1 if failed else 0
+    unfinished = len(streams) - len([r for r in results if r.complete])
+    LOG.info(
+        "Pass done: %d streams, %d failed, %d unfinished, %d samples written",
+        len(streams),
+        len(failed),
+        unfinished,
+        sum(r.written for r in results),
+    )
+    # NOTE(sink): a pass cut short by SIGTERM is not a success for a script
+    # waiting on `run --once`, even though nothing was lost.
+    return 1 if unfinished else 0
 
 
 def run(conf, once=False):

@@ -5,6 +5,7 @@ quarantined items and, when asked, the advance of its stream's checkpoint.
 """
 
 import dataclasses
+import hashlib
 import logging
 import threading
 
@@ -104,7 +105,7 @@ class Sink:
             refused = self._upsert_isolating(conn, good)
             rejected = rejected + refused
             if rejected:
-                conn.execute(self.quarantine.insert(), [self._quarantine_row(r, stream, now) for r in rejected])
+                conn.execute(self._insert_new_quarantine(), [self._quarantine_row(r, stream, now) for r in rejected])
             if advance_to is not None:
                 checkpoint.advance(conn, self.checkpoints, scope, stream.key, advance_to, now)
         return WriteResult(len(good) - len(refused), len(rejected))
@@ -142,10 +143,20 @@ class Sink:
                 conn.invalidate()
             raise sa.exc.DBAPIError.instance(None, None, e, dbapi.Error, connection_invalidated=lost) from e
 
+    def _insert_new_quarantine(self):
+        """INSERT that skips a fingerprint already quarantined."""
+        insert = upsert.INSERTS[self.engine.dialect.name](self.quarantine)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            return insert.prefix_with("IGNORE")
+        return insert.on_conflict_do_nothing(index_elements=["fingerprint"])
+
     def _quarantine_row(self, rejected, stream, now):
+        stream = str(stream) if stream is not None else None
+        digest = hashlib.sha1("\x00".join((stream or "", rejected.reason, rejected.payload)).encode("utf-8", "surrogatepass"), usedforsecurity=False)
         return {
+            "fingerprint": digest.hexdigest(),
             "quarantined_at": now,
-            "stream": str(stream) if stream is not None else None,
+            "stream": stream,
             "message_id": (rejected.message_id or "")[: sql.NAME_LENGTH] or None,
             "reason": rejected.reason,
             "payload": rejected.payload,

@@ -122,6 +122,10 @@ def make_metadata(samples_table="samples"):
         sa.Column("message_id", sa.String(NAME_LENGTH)),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("payload", LongText, nullable=False),
+        # NOTE(sink): a bad sample inside [sync] lookback is read again on
+        # every pass; the fingerprint (sha1 of stream, reason and payload)
+        # keeps one row for it instead of one per pass.
+        sa.Column("fingerprint", sa.String(40), nullable=False, unique=True),
         mysql_charset="utf8mb4",
     )
     return metadata

@@ -151,12 +151,12 @@ def sqlite_executemany(conn, table, rows):
         cur.close()
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert, "mysql": mysql.insert, "mariadb": mysql.insert}
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert, "mysql": mysql.insert, "mariadb": mysql.insert}
 
 
 def core_upsert(conn, table, rows):
     """Any other driver: SQLAlchemy Core with the dialect's upsert clause."""
-    insert = _INSERTS[conn.dialect.name](table)
+    insert = INSERTS[conn.dialect.name](table)
     if conn.dialect.name in ("mysql", "mariadb"):
         stmt = insert.on_duplicate_key_update({c: insert.inserted[c] for c in _UPDATES})
     else:

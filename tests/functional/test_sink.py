@@ -154,3 +154,15 @@ def test_models_match_migrations(db_url):
         ]
     sink.close()
     assert diff == []
+
+
+def test_a_bad_sample_read_again_is_quarantined_once(sink):
+    # Every pass re-reads [checkpoint - lookback, ...): the same bad sample
+    # must not add a quarantine row each time.
+    bad = make_sample(9, counter_volume=float("inf"))
+    for _ in range(3):
+        assert sink.write([bad, Rejected("<html>", "not JSON", None), make_sample(1)], STREAM).quarantined == 2
+    assert len(quarantined(sink)) == 2
+    other_stream = Stream("gnocchi", Filter("other", (MeterSpec("cpu"),)), MeterSpec("cpu"))
+    sink.write([bad], other_stream)
+    assert len(quarantined(sink)) == 3

@@ -53,5 +53,6 @@ def upgrade():
         sa.Column("message_id", sa.String(255)),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("payload", sql.LongText, nullable=False),
+        sa.Column("fingerprint", sa.String(40), nullable=False, unique=True),
         mysql_charset="utf8mb4",
     )
