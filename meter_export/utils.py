@@ -132,3 +132,19 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
             if item is self._END:
                 return
             yield item
+
+
+def retry_request(retry_on, max_retries, sleep=time.sleep):
+    """For one API request: bounded exponential backoff, only on ``retry_on``.
+
+    ``retry_on`` are the failures that can succeed later (connection errors,
+    timeouts, 5xx, a truncated body); anything else fails at once.
+    """
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(retry_on),
+        stop=tenacity.stop_after_attempt(max_retries + 1),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=30),
+        sleep=sleep,
+        before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
+        reraise=True,
+    )

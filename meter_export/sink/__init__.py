@@ -152,7 +152,9 @@ class Sink:
 
     def _quarantine_row(self, rejected, stream, now):
         stream = str(stream) if stream is not None else None
-        digest = hashlib.sha1("\x00".join((stream or "", rejected.reason, rejected.payload)).encode("utf-8", "surrogatepass"), usedforsecurity=False)
+        digest = hashlib.sha1(
+            "\x00".join((stream or "", rejected.reason, rejected.payload)).encode("utf-8", "surrogatepass"), usedforsecurity=False
+        )
         return {
             "fingerprint": digest.hexdigest(),
             "quarantined_at": now,

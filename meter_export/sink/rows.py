@@ -14,7 +14,7 @@ from meter_export.sink import sql
 from meter_export.sources import Rejected
 from meter_export.sources import Sample
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 MAX_METADATA_BYTES = 65535
 _OPTIONAL = frozenset((str, type(None)))
 _row = tuple.__new__

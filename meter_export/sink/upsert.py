@@ -10,12 +10,11 @@ import datetime
 import os
 import tempfile
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 COLUMNS = (
     "message_id",
     "counter_name",
@@ -50,14 +49,19 @@ def _naive_text(value):
 
 
 def _pg_staging_ddl():
-    cols = ", ".join('"%s" %s' % (c, t.replace("float8", "double precision")) for c, t in zip(COLUMNS, _PG_STAGING_TYPES))
+    cols = ", ".join('"%s" %s' % (c, t.replace("float8", "double precision")) for c, t in zip(COLUMNS, _PG_STAGING_TYPES, strict=True))
     return "CREATE TEMP TABLE IF NOT EXISTS mx_staging (%s)" % cols
 
 
 def _pg_merge_sql(table):
     select = _COLUMN_LIST.replace('"resource_metadata"', '"resource_metadata"::jsonb')
     updates = ", ".join('"%s" = EXCLUDED."%s"' % (c, c) for c in _UPDATES)
-    return 'INSERT INTO "%s" (%s) SELECT %s FROM mx_staging ON CONFLICT (message_id) DO UPDATE SET %s' % (table.name, _COLUMN_LIST, select, updates)
+    return 'INSERT INTO "%s" (%s) SELECT %s FROM mx_staging ON CONFLICT (message_id) DO UPDATE SET %s' % (
+        table.name,
+        _COLUMN_LIST,
+        select,
+        updates,
+    )
 
 
 def pg_copy(conn, table, rows):
@@ -121,7 +125,8 @@ def mysql_load_data(conn, table, rows):
             cur.execute("DROP TEMPORARY TABLE IF EXISTS mx_staging")
             cur.execute("CREATE TEMPORARY TABLE mx_staging ENGINE=InnoDB AS SELECT * FROM `%s` LIMIT 0" % table.name)
             cur.execute(
-                "LOAD DATA LOCAL INFILE %s INTO TABLE mx_staging CHARACTER SET utf8mb4 (%s)" % (_quote(tsv.name), _COLUMN_LIST.replace('"', "`"))
+                "LOAD DATA LOCAL INFILE %s INTO TABLE mx_staging CHARACTER SET utf8mb4 (%s)"
+                % (_quote(tsv.name), _COLUMN_LIST.replace('"', "`"))
             )
             updates = ", ".join("`%s` = VALUES(`%s`)" % (c, c) for c in _UPDATES)
             cur.execute("INSERT INTO `%s` SELECT * FROM mx_staging ON DUPLICATE KEY UPDATE %s" % (table.name, updates))
@@ -142,7 +147,12 @@ def _quote(path):
 def sqlite_executemany(conn, table, rows):
     """sqlite3: one executemany of INSERT ... ON CONFLICT DO UPDATE."""
     updates = ", ".join('"%s" = excluded."%s"' % (c, c) for c in _UPDATES)
-    sql = 'INSERT INTO "%s" (%s) VALUES (%s) ON CONFLICT (message_id) DO UPDATE SET %s' % (table.name, _COLUMN_LIST, ", ".join("?" * 12), updates)
+    sql = 'INSERT INTO "%s" (%s) VALUES (%s) ON CONFLICT (message_id) DO UPDATE SET %s' % (
+        table.name,
+        _COLUMN_LIST,
+        ", ".join("?" * 12),
+        updates,
+    )
     text = _naive_text
     cur = conn.connection.driver_connection.cursor()
     try:
@@ -161,7 +171,7 @@ def core_upsert(conn, table, rows):
         stmt = insert.on_duplicate_key_update({c: insert.inserted[c] for c in _UPDATES})
     else:
         stmt = insert.on_conflict_do_update(index_elements=["message_id"], set_={c: insert.excluded[c] for c in _UPDATES})
-    conn.execute(stmt, [dict(zip(COLUMNS, row[:11] + (_json(row[11]),))) for row in rows])
+    conn.execute(stmt, [dict(zip(COLUMNS, row[:11] + (_json(row[11]),), strict=True)) for row in rows])
 
 
 def _json(text):

@@ -129,12 +129,10 @@ class SourceDriver(abc.ABC):
         :raises SourceConfigError: the API refuses this configuration.
         """
 
-    def close(self):
+    def close(self):  # noqa: B027 (optional hook: most drivers hold nothing to release)
         """Release connections; called when the worker stops."""
 
 
 def get_driver(conf) -> SourceDriver:
     """Load the source driver named by ``[source] driver``."""
-    return stevedore.driver.DriverManager(
-        "meter_export.sources", conf.source.driver, invoke_on_load=True, invoke_args=(conf,)
-    ).driver
+    return stevedore.driver.DriverManager("meter_export.sources", conf.source.driver, invoke_on_load=True, invoke_args=(conf,)).driver

@@ -29,7 +29,6 @@ import math
 import time
 
 import orjson
-import tenacity
 from ceilometerclient.v2 import client as ceilometer_client
 from ceilometerclient.v2 import options as ceilometer_options
 from keystoneauth1 import adapter as ks_adapter
@@ -279,7 +278,8 @@ def _check_status(resp):
     if status in (401, 403):
         raise sources.SourceConfigError(
             "Ceilometer refused the credentials (HTTP %d: %s); exporting every project needs "
-            "a token with the admin role" % (status, _fault(resp)))
+            "a token with the admin role" % (status, _fault(resp))
+        )
     raise sources.SourceConfigError("Ceilometer rejected the query (HTTP %d: %s)" % (status, _fault(resp)))
 
 
@@ -321,18 +321,6 @@ def _expect(body, kind):
     return body
 
 
-def request_retrying(max_retries, sleep=time.sleep):
-    """Per-request retries: bounded, exponential, only _TryLater."""
-    return tenacity.Retrying(
-        sleep=sleep,
-        retry=tenacity.retry_if_exception_type(_TryLater),
-        stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=30),
-        before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
-        reraise=True,
-    )
-
-
 class CeilometerSource(sources.SourceDriver):
     """Reads one meter's samples of a window from the Ceilometer v2 API."""
 
@@ -357,8 +345,7 @@ class CeilometerSource(sources.SourceDriver):
             auth = ks_loading.load_auth_from_conf_options(self.conf, CREDENTIALS_GROUP)
         except ks_exc.MissingRequiredOptions as e:
             raise sources.SourceConfigError("[%s]: %s" % (CREDENTIALS_GROUP, e))
-        session = ks_loading.load_session_from_conf_options(
-            self.conf, CREDENTIALS_GROUP, auth=auth, timeout=self.conf.source.timeout)
+        session = ks_loading.load_session_from_conf_options(self.conf, CREDENTIALS_GROUP, auth=auth, timeout=self.conf.source.timeout)
         return _NoProbeClient(session=session, interface=creds.interface, region_name=creds.region_name)
 
     def close(self):
@@ -367,12 +354,13 @@ class CeilometerSource(sources.SourceDriver):
     def _request(self, method, url, body=None, expect=None):
         """One request with retries; returns the decoded JSON body."""
         try:
-            for attempt in request_retrying(self.conf.source.max_retries, self._sleep):
+            for attempt in utils.retry_request(_TryLater, self.conf.source.max_retries, self._sleep):
                 with attempt:
                     return _expect(self._request_once(method, url, body), expect)
         except _TryLater as e:
-            raise sources.SourceUnavailable("%s %s failed after %d retries: %s" % (
-                method, url.split("?")[0], self.conf.source.max_retries, e))
+            raise sources.SourceUnavailable(
+                "%s %s failed after %d retries: %s" % (method, url.split("?")[0], self.conf.source.max_retries, e)
+            )
 
     def _request_once(self, method, url, body):
         kwargs = {"headers": {"Accept": "application/json"}, "raise_exc": False}
@@ -393,8 +381,7 @@ class CeilometerSource(sources.SourceDriver):
             if (e.http_status or 0) >= 500:
                 raise _TryLater(str(e))
             raise sources.SourceConfigError("keystone refused the credentials: %s" % e)
-        except (ks_exc.EndpointNotFound, ks_exc.AuthorizationFailure, ks_exc.MissingAuthPlugin,
-                ks_exc.DiscoveryFailure) as e:
+        except (ks_exc.EndpointNotFound, ks_exc.AuthorizationFailure, ks_exc.MissingAuthPlugin, ks_exc.DiscoveryFailure) as e:
             raise sources.SourceConfigError("cannot find or authenticate to Ceilometer: %s" % e)
         _check_status(resp)
         return _decode(resp)
@@ -409,8 +396,7 @@ class CeilometerSource(sources.SourceDriver):
                 caps = self._request("GET", "/v2/capabilities") or {}
                 complex_ok = bool((caps.get("api") or {}).get("samples:query:complex"))
                 wanted = "keyset" if complex_ok else "desc"
-                LOG.info("Ceilometer complex query %s: using the %s strategy",
-                         "available" if complex_ok else "unavailable", wanted)
+                LOG.info("Ceilometer complex query %s: using the %s strategy", "available" if complex_ok else "unavailable", wanted)
             self._strategy = wanted
         return self._strategy
 
@@ -426,19 +412,19 @@ class CeilometerSource(sources.SourceDriver):
         """
         pages = {"keyset": self._keyset_pages, "desc": self._desc_pages}[self.strategy()]
         watch = utils.StopWatch()
-        items = dedupe(in_window(to_item(raw), start, end)
-                       for page in pages(stream, utils.isoformat(start), utils.isoformat(end)) for raw in page)
+        items = dedupe(
+            in_window(to_item(raw), start, end) for page in pages(stream, utils.isoformat(start), utils.isoformat(end)) for raw in page
+        )
         LOG.debug("%s [%s, %s): %d items in %.2fs", stream, start, end, len(items), watch.elapsed())
         size = self.conf.ceilometer.page_size
         for i in range(0, len(items), size):
-            yield items[i:i + size]
+            yield items[i : i + size]
 
     def _keyset_pages(self, stream, start, end):
         size = self.conf.ceilometer.page_size
         cursor = None
         while True:
-            body = {"filter": orjson.dumps(keyset_filter(stream, start, end, cursor)).decode(),
-                    "orderby": KEYSET_ORDER, "limit": size}
+            body = {"filter": orjson.dumps(keyset_filter(stream, start, end, cursor)).decode(), "orderby": KEYSET_ORDER, "limit": size}
             rows = self._request("POST", "/v2/query/samples", body, expect=list)
             yield rows
             if len(rows) < size:
@@ -449,8 +435,7 @@ class CeilometerSource(sources.SourceDriver):
         size = limit = self.conf.ceilometer.page_size
         upper, upper_op = end, "lt"
         while True:
-            url = ceilometer_options.build_url("/v2/samples", desc_query(stream, start, upper, upper_op),
-                                               ["limit=%d" % limit])
+            url = ceilometer_options.build_url("/v2/samples", desc_query(stream, start, upper, upper_op), ["limit=%d" % limit])
             rows = self._request("GET", url, expect=list)
             yield rows
             if len(rows) < limit:

@@ -389,14 +389,7 @@ class GnocchiSource(sources.SourceDriver):
         )
 
     def _retrying(self):
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_RETRYABLE),
-            stop=tenacity.stop_after_attempt(self.conf.source.max_retries + 1),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=30),
-            sleep=self._sleep,
-            before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
-            reraise=True,
-        )
+        return utils.retry_request(_RETRYABLE, self.conf.source.max_retries, self._sleep)
 
     def _call(self, method, path, params=None, body=None):
         """JSON answer of one request, retried while the failure is transient.
