@@ -15,6 +15,15 @@ def _unavailable(request, what, error):
     root.unavailable(what, error)
 
 
+@pytest.fixture(autouse=True)
+def _reap_workers():
+    """No daemon outlives its test, even one whose assertion failed."""
+    from tests.functional import e2e
+
+    yield
+    e2e.reap()
+
+
 @pytest.fixture(scope="session")
 def gnocchi_server(request, tmp_path_factory):
     """A real Gnocchi 4.7.1 (API + metricd) on a fresh PostgreSQL database.

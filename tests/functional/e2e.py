@@ -37,8 +37,30 @@ def cli(config, *args, check=True, timeout=600):
     return result
 
 
-def start_worker(config, *args):
-    return subprocess.Popen([BIN, "--config-file", config, "run", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+_STARTED = []
+
+
+def start_worker(config, *args, stderr=subprocess.PIPE, env=None):
+    """The real daemon in its own session; reap() kills it if a test fails."""
+    proc = subprocess.Popen(
+        [BIN, "--config-file", config, "run", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    _STARTED.append(proc)
+    return proc
+
+
+def reap():
+    """Kill (master and children) every daemon a test left running."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def stop_worker(proc, sig=signal.SIGTERM, timeout=90):

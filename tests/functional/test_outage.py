@@ -10,7 +10,6 @@ was seeded: same rows, no extra row.
 import datetime
 import os
 import signal
-import subprocess
 import time
 import uuid
 
@@ -48,7 +47,7 @@ def start_worker(config, log_path):
     # NOTE(outage): stderr to a file, not a pipe: a worker logging through a
     # minute of failures would fill a pipe nobody reads and block.
     with open(log_path, "w") as log:
-        return subprocess.Popen([e2e.BIN, "--config-file", config, "run"], stdout=subprocess.DEVNULL, stderr=log)
+        return e2e.start_worker(config, stderr=log)
 
 
 def children(pid):

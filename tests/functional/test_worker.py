@@ -3,7 +3,6 @@
 import datetime
 import os
 import socket
-import subprocess
 import urllib.request
 import uuid
 
@@ -43,7 +42,7 @@ def test_daemon_notifies_splits_streams_serves_metrics_and_stops_on_sigterm(pg_u
     notify.bind(notify_path)
     notify.settimeout(60)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    worker = subprocess.Popen([e2e.BIN, "--config-file", config, "run"], env=env, stderr=subprocess.PIPE, text=True)
+    worker = e2e.start_worker(config, env=env)
     try:
         assert b"READY=1" in notify.recv(1024)
         done = lambda: [c for c in e2e.checkpoints(pg_url).values() if c >= NOW_HOUR]  # noqa: E731
