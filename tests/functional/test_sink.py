@@ -166,3 +166,44 @@ def test_a_bad_sample_read_again_is_quarantined_once(sink):
     other_stream = Stream("gnocchi", Filter("other", (MeterSpec("cpu"),)), MeterSpec("cpu"))
     sink.write([bad], other_stream)
     assert len(quarantined(sink)) == 3
+
+
+def test_a_deadlock_mid_batch_retries_the_whole_transaction(mysql_url):
+    # NOTE: InnoDB rolls back the whole transaction of a deadlock victim,
+    # savepoints included. The sink once took the failed ROLLBACK TO
+    # SAVEPOINT for bad rows and committed the checkpoint without the first
+    # batch. Here another writer, heavier so that InnoDB picks the sink as
+    # the victim, deadlocks with it between its two batches.
+    import threading
+    import time
+
+    sink = Sink(mysql_url, batch_size=2)
+    migrate.upgrade(sink)
+    a, b, c, d = (make_sample(i) for i in range(4))  # batches: [c, d] first, then [a, b]
+    other = sa.create_engine(sa.engine.make_url(sink.engine.url), poolclass=sa.pool.NullPool)
+    holding, done = threading.Event(), threading.Event()
+
+    def heavy_writer():
+        with other.connect() as conn:
+            trans = conn.begin()
+            filler = [make_sample(1000 + i) for i in range(200)] + [a]
+            conn.execute(sink.samples.insert(), [dict(s._asdict(), resource_metadata=None) for s in filler])
+            holding.set()
+            time.sleep(2)  # the sink now holds c, d and waits for a
+            try:
+                conn.execute(sink.samples.insert(), [dict(c._asdict(), resource_metadata=None)])
+            except sa.exc.DBAPIError:
+                pass
+            trans.rollback()
+        done.set()
+
+    thread = threading.Thread(target=heavy_writer)
+    thread.start()
+    assert holding.wait(30)
+    result = sink.write([a, b, c, d], STREAM, advance_to=T0)
+    thread.join(60)
+    assert result.written == 4
+    assert set(rows(sink)) == {s.message_id for s in (a, b, c, d)}
+    assert sink.checkpoint(STREAM.key) == T0
+    other.dispose()
+    sink.close()
