@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,9 @@ import urllib.error
 import urllib.request
 import uuid
 
+from telemetry_stack import processes
 from telemetry_stack import venvs
+from telemetry_stack.processes import free_port  # noqa: F401 (tests and benches use it from here)
 
 LOG = logging.getLogger(__name__)
 
@@ -45,35 +46,9 @@ class CeilometerStartError(RuntimeError):
     """The server did not come up; the message holds the log tail."""
 
 
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _tail(path, lines=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as e:
-        return "(%s)" % e
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _owned_by(pid, workdir):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read()
-    except OSError:
-        return False
-    return b"ceilometer_app.py" in cmdline and workdir.encode() in cmdline
+    command = processes.cmdline(pid)
+    return b"ceilometer_app.py" in command and workdir.encode() in command
 
 
 def venv_python(venv=None):
@@ -127,7 +102,7 @@ class CeilometerServer:
             self._launch()
             self._wait_healthy()
         except Exception as e:
-            report = "Ceilometer did not start (%s: %s); log %s:\n%s" % (type(e).__name__, e, self.log_path, _tail(self.log_path))
+            report = "Ceilometer did not start (%s: %s); log %s:\n%s" % (type(e).__name__, e, self.log_path, processes.tail(self.log_path))
             self.stop()
             raise CeilometerStartError(report) from e
         LOG.info("Ceilometer v2 API up at %s (workdir %s)", self.endpoint, self.workdir)
@@ -136,16 +111,26 @@ class CeilometerServer:
         python = venv_python(self.venv)
         if not os.path.exists(python):
             raise CeilometerStartError("%s is missing: build the venv with tools/telemetry-venvs.sh ceilometer" % python)
-        port = self.port or free_port()
+        port = self.port or processes.free_port()
         self.endpoint = "http://127.0.0.1:%d" % port
-        return [python, APP, "serve", "--port", str(port), "--db", self.db_path,
-                "--default-limit", str(self.default_limit)] + self.extra_args
+        return [
+            python,
+            APP,
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            self.db_path,
+            "--default-limit",
+            str(self.default_limit),
+        ] + self.extra_args
 
     def _launch(self):
         cmd = self._command()
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          cwd=self.workdir, start_new_session=True)
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True
+            )
         self.pid = self._proc.pid
         self._write_state()
 
@@ -178,7 +163,7 @@ class CeilometerServer:
     def _ours(self):
         # NOTE(ceilometer): a PID read back from state.json may have been
         # reused; only signal a process still running our app on our workdir.
-        return self._proc is not None or (_alive(self.pid) and _owned_by(self.pid, self.workdir))
+        return self._proc is not None or (processes.alive(self.pid) and _owned_by(self.pid, self.workdir))
 
     def _signal(self, signum):
         try:
@@ -191,7 +176,7 @@ class CeilometerServer:
         while time.monotonic() < deadline:
             if self._proc is not None:
                 self._proc.poll()
-            if not _alive(self.pid):
+            if not processes.alive(self.pid):
                 return True
             time.sleep(0.05)
         return False
@@ -272,13 +257,29 @@ def _iso(value):
     raise TypeError("not JSON serialisable: %r" % (value,))
 
 
-def meter_message(meter, timestamp, volume, resource_id="r0", project_id="p0", user_id="u0",
-                  counter_type="gauge", unit="unit", message_id=None, metadata=None):
+def meter_message(
+    meter,
+    timestamp,
+    volume,
+    resource_id="r0",
+    project_id="p0",
+    user_id="u0",
+    counter_type="gauge",
+    unit="unit",
+    message_id=None,
+    metadata=None,
+):
     """One sample as the collector stores it (input of seed_samples)."""
     return {
-        "counter_name": meter, "counter_type": counter_type, "counter_unit": unit,
-        "counter_volume": volume, "resource_id": resource_id, "project_id": project_id,
-        "user_id": user_id, "source": "openstack", "timestamp": timestamp,
+        "counter_name": meter,
+        "counter_type": counter_type,
+        "counter_unit": unit,
+        "counter_volume": volume,
+        "resource_id": resource_id,
+        "project_id": project_id,
+        "user_id": user_id,
+        "source": "openstack",
+        "timestamp": timestamp,
         "resource_metadata": metadata if metadata is not None else {"display_name": resource_id},
         "message_id": message_id or str(uuid.uuid4()),
     }
@@ -306,7 +307,7 @@ def _cli_start(args):
     path = os.path.join(args.workdir, STATE_FILE)
     if os.path.exists(path):
         old = CeilometerServer.from_state(args.workdir)
-        if old.pid and _alive(old.pid) and _owned_by(old.pid, old.workdir):
+        if old.pid and processes.alive(old.pid) and _owned_by(old.pid, old.workdir):
             sys.exit("a Ceilometer is already running from %s; stop it first" % old.workdir)
     if args.build_venv:
         venvs.ensure("ceilometer")

@@ -162,8 +162,11 @@ class Identity:
             body = json.dumps(UNAUTHORIZED).encode()
             start_response(
                 "401 Unauthorized",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                 ("WWW-Authenticate", 'Keystone uri="http://127.0.0.1/identity"')],
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("WWW-Authenticate", 'Keystone uri="http://127.0.0.1/identity"'),
+                ],
             )
             return [body]
         environ["HTTP_X_ROLES"] = "member" if self.project else "admin"
@@ -210,8 +213,11 @@ def serve(args):
 
     wsgi = Identity(ceilometer_app.setup_app(conf=conf), args.non_admin, args.token)
     server = simple_server.make_server(
-        "127.0.0.1", args.port, CollectAfterRequest(wsgi),
-        server_class=ThreadingWSGIServer, handler_class=QuietHandler,
+        "127.0.0.1",
+        args.port,
+        CollectAfterRequest(wsgi),
+        server_class=ThreadingWSGIServer,
+        handler_class=QuietHandler,
     )
     LOG.info("ceilometer 9.0.7 v2 API on http://127.0.0.1:%d (db %s)", args.port, args.db)
     server.serve_forever()
@@ -224,8 +230,13 @@ def _sample_row(conn, cache, data):
     if meter_key not in cache:
         cache[meter_key] = conn._create_meter(cache["sql"], *meter_key)
     meta = data.get("resource_metadata") or {}
-    res_key = (data["resource_id"], data.get("user_id"), data.get("project_id"),
-               data.get("source", "openstack"), json.dumps(meta, sort_keys=True))
+    res_key = (
+        data["resource_id"],
+        data.get("user_id"),
+        data.get("project_id"),
+        data.get("source", "openstack"),
+        json.dumps(meta, sort_keys=True),
+    )
     if res_key not in cache:
         cache[res_key] = conn._create_resource(cache["sql"], *res_key[:4], meta)
     row = {
@@ -288,8 +299,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     apply_shims()
     {"serve": serve, "seed": seed}[args.command](args)
 

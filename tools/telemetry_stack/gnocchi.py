@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,9 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from telemetry_stack import processes
 from telemetry_stack import venvs
+from telemetry_stack.processes import free_port  # noqa: F401 (tests and benches use it from here)
 
 LOG = logging.getLogger(__name__)
 
@@ -75,12 +76,6 @@ class GnocchiStartError(RuntimeError):
     """The server did not come up; the message holds the log tails."""
 
 
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 # NOTE(gnocchi): run through the gnocchi venv's psycopg2, so the helper works
 # from any interpreter (system python3 for the CLI, the project venv in tests).
 _ADMIN_SQL = """
@@ -104,22 +99,6 @@ def _with_database(url, name, scheme=None):
     return urllib.parse.urlunsplit((scheme or parts.scheme, parts.netloc, "/" + name, parts.query, ""))
 
 
-def _tail(path, lines=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as e:
-        return "(%s)" % e
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _owned_by(pid, workdir):
     """True when pid still looks like one of ours.
 
@@ -127,12 +106,8 @@ def _owned_by(pid, workdir):
     (setproctitle), so the workdir is not always visible; the app and
     program names are.
     """
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read()
-    except OSError:
-        return False
-    return any(mark in cmdline for mark in (workdir.encode(), b"mx_gnocchi_wsgi", b"gnocchi-metricd"))
+    command = processes.cmdline(pid)
+    return any(mark in command for mark in (workdir.encode(), b"mx_gnocchi_wsgi", b"gnocchi-metricd"))
 
 
 class GnocchiServer:
@@ -226,7 +201,7 @@ class GnocchiServer:
         return path
 
     def _launch(self):
-        port = free_port()
+        port = processes.free_port()
         self.endpoint = "http://127.0.0.1:%d" % port
         api = [
             self._bin("gunicorn"),
@@ -319,7 +294,7 @@ class GnocchiServer:
 
     def _failure_report(self, error):
         names = [n for n in ("upgrade", "api", "metricd") if os.path.exists(self._log(n))]
-        logs = "".join("\n--- %s.log (tail) ---\n%s" % (n, _tail(self._log(n))) for n in names)
+        logs = "".join("\n--- %s.log (tail) ---\n%s" % (n, processes.tail(self._log(n))) for n in names)
         return "Gnocchi did not start (%s: %s); workdir %s%s" % (type(error).__name__, error, self.workdir, logs)
 
     # -- stop ---------------------------------------------------------------
@@ -343,7 +318,7 @@ class GnocchiServer:
         for name, pid in self.pids.items():
             # NOTE(gnocchi): a recorded PID may have been reused since; only
             # signal a process whose command line still names our workdir.
-            if _alive(pid) and (name in self._procs or _owned_by(pid, self.workdir)):
+            if processes.alive(pid) and (name in self._procs or _owned_by(pid, self.workdir)):
                 try:
                     os.killpg(pid, signum)
                 except ProcessLookupError:
@@ -354,7 +329,7 @@ class GnocchiServer:
         while time.monotonic() < deadline:
             for proc in self._procs.values():
                 proc.poll()
-            if not any(_alive(pid) for pid in self.pids.values()):
+            if not any(processes.alive(pid) for pid in self.pids.values()):
                 return True
             time.sleep(0.1)
         return False
@@ -390,7 +365,7 @@ class GnocchiServer:
 def _cli_start(args):
     if os.path.exists(os.path.join(args.workdir, STATE_FILE)):
         old = GnocchiServer.from_state(args.workdir)
-        if any(_alive(p) and _owned_by(p, old.workdir) for p in old.pids.values()):
+        if any(processes.alive(p) and _owned_by(p, old.workdir) for p in old.pids.values()):
             sys.exit("a Gnocchi is already running from %s; stop it first" % old.workdir)
     if args.build_venv:
         venvs.ensure("gnocchi")
