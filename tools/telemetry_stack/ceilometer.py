@@ -17,7 +17,6 @@ CLI::
     python -m telemetry_stack.ceilometer stop --workdir DIR
 """
 
-import argparse
 import datetime
 import json
 import logging
@@ -304,37 +303,25 @@ def burst_samples(meter, start, count, burst=20, step=datetime.timedelta(seconds
 
 
 def _cli_start(args):
-    path = os.path.join(args.workdir, STATE_FILE)
-    if os.path.exists(path):
+    if os.path.exists(os.path.join(args.workdir, STATE_FILE)):
         old = CeilometerServer.from_state(args.workdir)
         if old.pid and processes.alive(old.pid) and _owned_by(old.pid, old.workdir):
             sys.exit("a Ceilometer is already running from %s; stop it first" % old.workdir)
-    if args.build_venv:
-        venvs.ensure("ceilometer")
     server = CeilometerServer(args.workdir, port=args.port)
-    try:
-        server.start()
-    except CeilometerStartError as e:
-        sys.exit(str(e))
-    for key, value in server.env().items():
-        print("export %s=%s" % (key, value))
-
-
-def _cli_stop(args):
-    CeilometerServer.from_state(args.workdir).stop()
+    server.start()
+    return server
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    parser = argparse.ArgumentParser(prog="python -m telemetry_stack.ceilometer")
-    parser.add_argument("command", choices=["start", "stop"])
-    parser.add_argument("--workdir", required=True, help="Holds the DB, config, api.log and state.json.")
-    parser.add_argument("--port", type=int, help="Default: a free port.")
-    parser.add_argument("--no-build-venv", dest="build_venv", action="store_false", help="Fail instead of building a missing venv.")
-    args = parser.parse_args(argv)
-    args.workdir = os.path.abspath(args.workdir)
-    os.makedirs(args.workdir, exist_ok=True)
-    {"start": _cli_start, "stop": _cli_stop}[args.command](args)
+    processes.cli(
+        "python -m telemetry_stack.ceilometer",
+        "ceilometer",
+        "Holds the DB, config, api.log and state.json.",
+        _cli_start,
+        lambda args: CeilometerServer.from_state(args.workdir).stop(),
+        argv,
+        lambda parser: parser.add_argument("--port", type=int, help="Default: a free port."),
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ CLI (the README demo)::
     python -m telemetry_stack.gnocchi stop --workdir DIR
 """
 
-import argparse
 import base64
 import json
 import logging
@@ -367,31 +366,20 @@ def _cli_start(args):
         old = GnocchiServer.from_state(args.workdir)
         if any(processes.alive(p) and _owned_by(p, old.workdir) for p in old.pids.values()):
             sys.exit("a Gnocchi is already running from %s; stop it first" % old.workdir)
-    if args.build_venv:
-        venvs.ensure("gnocchi")
     server = GnocchiServer(workdir=args.workdir)
-    try:
-        server.start()
-    except GnocchiStartError as e:
-        sys.exit(str(e))
-    for key, value in server.env().items():
-        print("export %s=%s" % (key, value))
-
-
-def _cli_stop(args):
-    GnocchiServer.from_state(args.workdir).stop()
+    server.start()
+    return server
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    parser = argparse.ArgumentParser(prog="python -m telemetry_stack.gnocchi")
-    parser.add_argument("command", choices=["start", "stop"])
-    parser.add_argument("--workdir", required=True, help="Holds config, data, logs and state.json.")
-    parser.add_argument("--no-build-venv", dest="build_venv", action="store_false", help="Fail instead of building a missing venv.")
-    args = parser.parse_args(argv)
-    args.workdir = os.path.abspath(args.workdir)
-    os.makedirs(args.workdir, exist_ok=True)
-    {"start": _cli_start, "stop": _cli_stop}[args.command](args)
+    processes.cli(
+        "python -m telemetry_stack.gnocchi",
+        "gnocchi",
+        "Holds config, data, logs and state.json.",
+        _cli_start,
+        lambda args: GnocchiServer.from_state(args.workdir).stop(),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -34,3 +34,39 @@ def cmdline(pid):
             return f.read()
     except OSError:
         return b""
+
+
+def cli(prog, venv_key, workdir_help, start, stop, argv=None, add_arguments=None):
+    """``start|stop --workdir DIR`` for a launcher.
+
+    ``start(args)`` returns a started server (or raises RuntimeError with the
+    log tail); its env() is printed as export lines for a shell to eval.
+    ``stop(args)`` stops the server recorded in the workdir.
+    """
+    import argparse
+    import logging
+    import os
+    import sys
+
+    from telemetry_stack import venvs
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("command", choices=["start", "stop"])
+    parser.add_argument("--workdir", required=True, help=workdir_help)
+    parser.add_argument("--no-build-venv", dest="build_venv", action="store_false", help="Fail instead of building a missing venv.")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.workdir = os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    if args.command == "stop":
+        return stop(args)
+    if args.build_venv:
+        venvs.ensure(venv_key)
+    try:
+        server = start(args)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    for key, value in server.env().items():
+        print("export %s=%s" % (key, value))
