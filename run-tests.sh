@@ -6,11 +6,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=${METER_EXPORT_VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[test]" > "$VENV/pip-install.log" 2>&1 || { cat "$VENV/pip-install.log"; exit 1; }
+tools/project-venv.sh test
 # The real telemetry servers live in their own venvs (their pins clash with ours).
 tools/telemetry-venvs.sh all
 if [ "$#" -eq 0 ]; then set -- tests; fi

@@ -5,10 +5,6 @@
 set -eu
 cd "$(dirname "$0")/.."
 VENV=${METER_EXPORT_VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e . > "$VENV/pip-install.log" 2>&1 || { cat "$VENV/pip-install.log"; exit 1; }
+tools/project-venv.sh
 tools/telemetry-venvs.sh gnocchi
 exec "$VENV/bin/python" tools/demo.py "$@"
