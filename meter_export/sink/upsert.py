@@ -1,8 +1,8 @@
 """Upsert prepared rows into the samples table, the fastest way per driver.
 
 Each writer takes an SQLAlchemy Connection inside an open transaction, the
-samples Table, and rows from sink.rows.prepare (unique message_ids, metadata
-as JSON text, aware UTC datetimes). The incoming row always wins, because a
+samples Table, and sink.rows.Rows: an iterable of tuples in COLUMNS order
+(unique message_ids, metadata as JSON text, aware datetimes). The incoming row always wins, because a
 re-read Gnocchi bucket whose value changed must update its row.
 """
 

@@ -125,8 +125,14 @@ def test_late_sample_appears_on_refetch(tmp_path, ceilometer_server, strategy):
     start, end = T0, T0 + datetime.timedelta(minutes=1)
     before = fetch_all(conf, make_stream(meter), start, end)
     assert len(before) == 30
-    late = {"counter_type": "gauge", "counter_unit": "unit", "counter_volume": 42.5, "resource_id": "r-late",
-            "project_id": "p0", "timestamp": "2017-01-01T00:00:10.000000"}
+    late = {
+        "counter_type": "gauge",
+        "counter_unit": "unit",
+        "counter_volume": 42.5,
+        "resource_id": "r-late",
+        "project_id": "p0",
+        "timestamp": "2017-01-01T00:00:10.000000",
+    }
     [stored] = stack.post_samples(ceilometer_server.endpoint, meter, [late])
     after = fetch_all(conf, make_stream(meter), start, end)
     assert {i.message_id for i in after} == {i.message_id for i in before} | {stored["message_id"]}
@@ -140,9 +146,16 @@ def test_posted_sample_maps_every_field(tmp_path, ceilometer_server):
     from telemetry_stack import ceilometer as stack
 
     meter = "fields." + uuid.uuid4().hex[:6]
-    sample = {"counter_type": "cumulative", "counter_unit": "ns", "counter_volume": 1.5, "resource_id": "r1",
-              "project_id": "p9", "user_id": "u9", "timestamp": "2017-01-01T00:00:05.250000",
-              "resource_metadata": {"flavor.name": "m1.small", "size": "3"}}
+    sample = {
+        "counter_type": "cumulative",
+        "counter_unit": "ns",
+        "counter_volume": 1.5,
+        "resource_id": "r1",
+        "project_id": "p9",
+        "user_id": "u9",
+        "timestamp": "2017-01-01T00:00:05.250000",
+        "resource_metadata": {"flavor.name": "m1.small", "size": "3"},
+    }
     [stored] = stack.post_samples(ceilometer_server.endpoint, meter, [sample])
     [got] = fetch_all(make_conf(tmp_path, ceilometer_server.endpoint), make_stream(meter), T0, T0 + datetime.timedelta(seconds=6))
     assert got.message_id == stored["message_id"]

@@ -15,9 +15,17 @@ UTC = datetime.UTC
 
 def raw(**overrides):
     item = {
-        "id": "m1", "meter": "cpu", "type": "cumulative", "unit": "ns", "volume": 4.0,
-        "user_id": "u1", "project_id": "p0", "resource_id": "r1", "source": "openstack",
-        "timestamp": "2017-01-01T00:00:05.250000", "recorded_at": "2026-11-21T20:57:02",
+        "id": "m1",
+        "meter": "cpu",
+        "type": "cumulative",
+        "unit": "ns",
+        "volume": 4.0,
+        "user_id": "u1",
+        "project_id": "p0",
+        "resource_id": "r1",
+        "source": "openstack",
+        "timestamp": "2017-01-01T00:00:05.250000",
+        "recorded_at": "2026-11-21T20:57:02",
         "metadata": {"flavor.name": "m1.small"},
     }
     item.update(overrides)
@@ -32,8 +40,15 @@ def stream(**filter_fields):
 def test_maps_every_field_with_aware_utc_timestamps():
     sample = ceilometer.to_item(raw())
     assert sample == sources.Sample(
-        message_id="m1", counter_name="cpu", counter_type="cumulative", counter_unit="ns", counter_volume=4.0,
-        project_id="p0", user_id="u1", resource_id="r1", source="openstack",
+        message_id="m1",
+        counter_name="cpu",
+        counter_type="cumulative",
+        counter_unit="ns",
+        counter_volume=4.0,
+        project_id="p0",
+        user_id="u1",
+        resource_id="r1",
+        source="openstack",
         timestamp=datetime.datetime(2017, 1, 1, 0, 0, 5, 250000, tzinfo=UTC),
         recorded_at=datetime.datetime(2026, 11, 21, 20, 57, 2, tzinfo=UTC),
         resource_metadata={"flavor.name": "m1.small"},
@@ -95,8 +110,7 @@ def test_dedupe_keeps_every_rejected_without_id():
 
 
 def test_desc_query_sends_every_component():
-    q = ceilometer.desc_query(stream(project_id="p1", resource_id="r9"), "2017-01-01T00:00:00.000000",
-                              "2017-01-01T01:00:00.000000", "lt")
+    q = ceilometer.desc_query(stream(project_id="p1", resource_id="r9"), "2017-01-01T00:00:00.000000", "2017-01-01T01:00:00.000000", "lt")
     assert q == [
         {"field": "timestamp", "op": "ge", "type": "", "value": "2017-01-01T00:00:00.000000"},
         {"field": "timestamp", "op": "lt", "type": "", "value": "2017-01-01T01:00:00.000000"},
@@ -124,11 +138,9 @@ def test_complex_raw_query_needs_keyset():
 
 def test_keyset_filter_first_page_and_cursor():
     f = ceilometer.keyset_filter(stream(user_id="u1"), "S", "E")
-    assert f == {"and": [{">=": {"timestamp": "S"}}, {"<": {"timestamp": "E"}}, {"=": {"meter": "cpu"}},
-                         {"=": {"user_id": "u1"}}]}
+    assert f == {"and": [{">=": {"timestamp": "S"}}, {"<": {"timestamp": "E"}}, {"=": {"meter": "cpu"}}, {"=": {"user_id": "u1"}}]}
     f = ceilometer.keyset_filter(stream(), "S", "E", cursor=("T", "M"))
-    assert f["and"][-1] == {"or": [{">": {"timestamp": "T"}},
-                                   {"and": [{"=": {"timestamp": "T"}}, {">": {"message_id": "M"}}]}]}
+    assert f["and"][-1] == {"or": [{">": {"timestamp": "T"}}, {"and": [{"=": {"timestamp": "T"}}, {">": {"message_id": "M"}}]}]}
 
 
 def test_keyset_filter_translates_raw_query():

@@ -5,8 +5,16 @@ import pytest
 
 from meter_export.sink import rows
 from meter_export.sources import Rejected
+from meter_export.sources import Sample
 from tests.samples import T0
 from tests.samples import make_sample
+
+
+def prepare(items):
+    """rows.prepare, with the rows as Samples so tests can name columns."""
+    good, rejected = rows.prepare(items)
+    return [Sample._make(row) for row in good], rejected
+
 
 BAD = [
     ({"message_id": None}, "message_id is missing"),
@@ -34,7 +42,7 @@ BAD = [
 
 @pytest.mark.parametrize("overrides,reason", BAD)
 def test_malformed_samples_are_rejected_with_their_reason(overrides, reason):
-    good, rejected = rows.prepare([make_sample(1), make_sample(2, **overrides), make_sample(3)])
+    good, rejected = prepare([make_sample(1), make_sample(2, **overrides), make_sample(3)])
     assert [r.message_id for r in good] == [make_sample(1).message_id, make_sample(3).message_id]
     assert len(rejected) == 1
     assert reason in rejected[0].reason
@@ -42,7 +50,7 @@ def test_malformed_samples_are_rejected_with_their_reason(overrides, reason):
 
 
 def test_valid_sample_becomes_a_row_with_json_metadata():
-    good, rejected = rows.prepare([make_sample(5)])
+    good, rejected = prepare([make_sample(5)])
     assert rejected == []
     assert good[0].resource_metadata == '{"flavor":{"name":"m1.small"},"i":5}'
     assert good[0].timestamp == T0 + datetime.timedelta(seconds=5)
@@ -51,32 +59,48 @@ def test_valid_sample_becomes_a_row_with_json_metadata():
 def test_timestamp_with_an_offset_is_kept_as_the_same_instant():
     tz = datetime.timezone(datetime.timedelta(hours=2))
     ts = datetime.datetime(2026, 1, 1, 2, 0, tzinfo=tz)
-    good, _ = rows.prepare([make_sample(1, timestamp=ts)])
+    good, _ = prepare([make_sample(1, timestamp=ts)])
     assert good[0].timestamp == datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def test_duplicates_in_a_batch_last_one_wins():
     first = make_sample(1, counter_volume=1.0)
     second = make_sample(1, counter_volume=2.0)
-    good, rejected = rows.prepare([first, make_sample(2), second])
+    good, rejected = prepare([first, make_sample(2), second])
     assert rejected == []
     assert len(good) == 2
     assert {r.message_id: r.counter_volume for r in good}[first.message_id] == 2.0
 
 
 def test_a_malformed_later_copy_does_not_drop_the_valid_one():
-    good, rejected = rows.prepare([make_sample(1), make_sample(1, counter_volume=math.nan)])
+    good, rejected = prepare([make_sample(1), make_sample(1, counter_volume=math.nan)])
     assert [r.counter_volume for r in good] == [1.0]
     assert len(rejected) == 1
 
 
 def test_rejected_items_from_a_source_pass_through():
     item = Rejected('{"x": 1}', "unparseable timestamp", "abc")
-    good, rejected = rows.prepare([item, make_sample(1)])
+    good, rejected = prepare([item, make_sample(1)])
     assert rejected == [item]
     assert len(good) == 1
 
 
 def test_integer_volume_is_accepted():
-    good, rejected = rows.prepare([make_sample(1, counter_volume=3)])
+    good, rejected = prepare([make_sample(1, counter_volume=3)])
     assert rejected == [] and good[0].counter_volume == 3
+
+
+def test_rows_slice_and_index_like_a_list_of_tuples():
+    good, _ = rows.prepare([make_sample(i) for i in range(5)])
+    assert isinstance(good[1:3], rows.Rows)
+    assert [r[0] for r in good[1:3]] == [make_sample(1).message_id, make_sample(2).message_id]
+    assert good[4] == tuple(make_sample(4))[:11] + ('{"flavor":{"name":"m1.small"},"i":4}',)
+    assert len(good[5:]) == 0 and not good[5:]
+
+
+def test_a_duplicate_keeps_the_position_of_its_first_copy():
+    good, _ = prepare([make_sample(1, counter_volume=1.0), make_sample(2), make_sample(1, counter_volume=9.0)])
+    assert [(r.message_id, r.counter_volume) for r in good] == [
+        (make_sample(1).message_id, 9.0),
+        (make_sample(2).message_id, make_sample(2).counter_volume),
+    ]
