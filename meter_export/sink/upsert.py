@@ -154,9 +154,10 @@ def sqlite_executemany(conn, table, rows):
         updates,
     )
     text = _naive_text
+    params = [s[:9] + (text(s[9]), text(s[10]), m) for s, m in zip(rows.samples, rows.metadata, strict=True)]
     cur = conn.connection.driver_connection.cursor()
     try:
-        cur.executemany(sql, [row[:9] + (text(row[9]), text(row[10]), row[11]) for row in rows])
+        cur.executemany(sql, params)
     finally:
         cur.close()
 
