@@ -11,6 +11,7 @@ import itertools
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from meter_export import sources
 from meter_export.sources import ceilometer as ceilometer_source
 from meter_export.sources import gnocchi as gnocchi_source
 
@@ -146,7 +147,7 @@ def list_opts():
             ("DEFAULT", DEFAULT_OPTS),
             ("database", DATABASE_OPTS),
             ("source", SOURCE_OPTS),
-            ("service_credentials", _service_credentials_opts()),
+            (sources.CREDENTIALS_GROUP, _service_credentials_opts()),
             ("gnocchi", gnocchi_source.OPTS),
             ("ceilometer", ceilometer_source.OPTS),
             ("sync", SYNC_OPTS),

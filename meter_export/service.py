@@ -9,10 +9,9 @@ from oslo_config import cfg
 
 from meter_export import opts
 from meter_export import utils
+from meter_export.sources import CREDENTIALS_GROUP
 
 LOG = logging.getLogger(__name__)
-
-CREDENTIALS_GROUP = "service_credentials"
 
 
 class ConfigError(Exception):

@@ -11,6 +11,12 @@ import datetime
 import typing
 
 import stevedore
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+
+# The [service_credentials] group: keystoneauth's own auth and session
+# options, registered by service.prepare_service.
+CREDENTIALS_GROUP = "service_credentials"
 
 
 class Sample(typing.NamedTuple):
@@ -131,6 +137,20 @@ class SourceDriver(abc.ABC):
 
     def close(self):  # noqa: B027 (optional hook: most drivers hold nothing to release)
         """Release connections; called when the worker stops."""
+
+
+def keystone_session(conf):
+    """A keystoneauth Session from [service_credentials], with [source] timeout.
+
+    :raises SourceConfigError: the credentials are incomplete.
+    """
+    try:
+        auth = ks_loading.load_auth_from_conf_options(conf, CREDENTIALS_GROUP)
+    except ks_exc.ClientException as e:
+        raise SourceConfigError("[%s]: %s" % (CREDENTIALS_GROUP, e))
+    if auth is None:
+        raise SourceConfigError("[%s] auth_type is not set" % CREDENTIALS_GROUP)
+    return ks_loading.load_session_from_conf_options(conf, CREDENTIALS_GROUP, auth=auth, timeout=conf.source.timeout)
 
 
 def get_driver(conf) -> SourceDriver:

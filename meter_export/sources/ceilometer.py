@@ -33,7 +33,6 @@ from ceilometerclient.v2 import client as ceilometer_client
 from ceilometerclient.v2 import options as ceilometer_options
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 from meter_export import sources
@@ -58,7 +57,6 @@ OPTS = [
     ),
 ]
 
-CREDENTIALS_GROUP = "service_credentials"
 GONE = "this Ceilometer sends its data to Gnocchi; use [source] driver = gnocchi"
 KEYSET_ORDER = orjson.dumps([{"timestamp": "asc"}, {"message_id": "asc"}]).decode()
 SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "": "="}
@@ -343,12 +341,8 @@ class CeilometerSource(sources.SourceDriver):
         return self._client
 
     def _make_client(self):
-        creds = self.conf[CREDENTIALS_GROUP]
-        try:
-            auth = ks_loading.load_auth_from_conf_options(self.conf, CREDENTIALS_GROUP)
-        except ks_exc.MissingRequiredOptions as e:
-            raise sources.SourceConfigError("[%s]: %s" % (CREDENTIALS_GROUP, e))
-        session = ks_loading.load_session_from_conf_options(self.conf, CREDENTIALS_GROUP, auth=auth, timeout=self.conf.source.timeout)
+        creds = self.conf[sources.CREDENTIALS_GROUP]
+        session = sources.keystone_session(self.conf)
         return _NoProbeClient(session=session, interface=creds.interface, region_name=creds.region_name)
 
     def close(self):

@@ -43,7 +43,6 @@ import orjson
 import tenacity
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 from meter_export import sources
@@ -76,7 +75,6 @@ OPTS = [
     ),
 ]
 
-CREDENTIALS_GROUP = "service_credentials"
 
 # NOTE(gnocchi): fixed forever: changing it changes every message_id and
 # therefore duplicates every sample already exported.
@@ -372,16 +370,9 @@ class GnocchiSource(sources.SourceDriver):
         return self._adapter
 
     def _connect(self):
-        creds = self.conf[CREDENTIALS_GROUP]
-        try:
-            auth = ks_loading.load_auth_from_conf_options(self.conf, CREDENTIALS_GROUP)
-        except ks_exc.ClientException as e:
-            raise sources.SourceConfigError("[%s]: %s" % (CREDENTIALS_GROUP, e))
-        if auth is None:
-            raise sources.SourceConfigError("[%s] auth_type is not set" % CREDENTIALS_GROUP)
-        session = ks_loading.load_session_from_conf_options(self.conf, CREDENTIALS_GROUP, auth=auth, timeout=self.conf.source.timeout)
+        creds = self.conf[sources.CREDENTIALS_GROUP]
         return ks_adapter.Adapter(
-            session,
+            sources.keystone_session(self.conf),
             service_type="metric",
             interface=creds.interface,
             region_name=creds.region_name,
