@@ -5,22 +5,24 @@ Usage (from the repository root)::
     .venv/bin/python bench/sink_throughput.py [--rows 200000 1000000]
         [--db sqlite postgresql mysql] [--repeat 3] [--page 10000]
 
-For each database and row count, a child process runs ``--repeat`` rounds;
-each round creates a fresh database (CREATE DATABASE mx_bench_<hex>, or a
-temporary SQLite file), builds the schema with migrate.upgrade (so the two BI
-indexes are there for every method), then writes the rows twice: "fresh"
-(empty table) and "re-upsert" (same message_ids, new values: all conflicts).
-The project and the raw baselines take turns in the same process, in an
-order that alternates between rounds. Rates are rows/s, median of the rounds;
-only the write calls are timed, never the generation of the data.
+For each database and row count, a child process runs ``--repeat`` rounds.
+A round gives every method (the project and each raw baseline) its own fresh
+database (CREATE DATABASE mx_bench_<hex>, or a temporary SQLite file) with the
+schema from migrate.upgrade, so the two BI indexes are there for every method.
+It then writes the rows twice: "fresh" (empty tables) and "re-upsert" (same
+message_ids, new values: all conflicts). Each page is generated once and
+written by every method in turn before the next page, the turn order flipping
+every page, so the methods share whatever the machine is doing at that moment.
+Rates are rows/s of time spent inside the write calls, never the generation
+of the data; the report gives the median of the rounds and each round's ratio.
 
 The project's path is Sink.write(page) once per page, which is what the sync
 worker does. A baseline takes the same page as plain tuples (metadata still a
 dict) and does all the formatting it needs itself, inside its timed call.
 
-Peak memory: in its first round each child runs the project's path before
-anything else has been written, and reports the rise of the peak RSS (VmHWM)
-over the RSS just before it: "flat" means that figure does not grow with rows.
+Peak memory: another child, a clean interpreter, runs the project's two
+passes alone and reports the rise of its peak RSS (VmHWM) over its RSS just
+before: "flat" means that figure does not grow with the number of rows.
 """
 
 import argparse
@@ -361,81 +363,122 @@ def _reset_peak_rss():
         pass
 
 
-def timed_pass(method, rows, page_size, version):
-    """Write every page through method.write; seconds spent inside write."""
-    spent = 0.0
-    for page in pages(rows, page_size, version):
-        page = method.page(page)
-        started = time.perf_counter()
-        method.write(page)
-        spent += time.perf_counter() - started
-    return spent
+class _Target:
+    """One method writing into its own fresh database."""
 
-
-def one_round(db, cls, rows, page_size, measure_memory=False):
-    """Fresh database, schema, fresh pass, re-upsert pass; rows/s of each."""
-    url, token = create_database(db)
-    try:
-        schema = Sink(url)
+    def __init__(self, db, cls):
+        self.db = db
+        self.url, self.token = create_database(db)
+        schema = Sink(self.url)
         migrate.upgrade(schema)
         schema.close()
-        method = cls(url)
+        self.method = cls(self.url)
+        self.spent = 0.0
+
+    def write(self, rows):
+        page = self.method.page(rows)
+        started = time.perf_counter()
+        self.method.write(page)
+        self.spent += time.perf_counter() - started
+
+    def close(self):
         try:
-            rss_before = _proc_status("VmRSS")
-            _reset_peak_rss()
-            fresh = timed_pass(method, rows, page_size, 0)
-            reupsert = timed_pass(method, rows, page_size, 1)
-            peak = _proc_status("VmHWM") - rss_before if measure_memory else None
-            _check_count(method, rows)
+            self.method.close()
         finally:
-            method.close()
+            drop_database(self.db, self.token)
+
+
+def paired_pass(targets, rows, page_size, version):
+    """Every page goes to every target before the next page is generated.
+
+    NOTE(bench): the methods take turns page by page, and the turn order
+    flips every page, so a slow spell of a shared machine (another VM, the
+    disk's write-back) lands on all of them alike; timing whole passes one
+    after the other let such spells decide the ratio. Returns rows/s.
+    """
+    for target in targets:
+        target.spent = 0.0
+    for n, page in enumerate(pages(rows, page_size, version)):
+        for target in targets if n % 2 == 0 else targets[::-1]:
+            target.write(page)
+    return [rows / t.spent for t in targets]
+
+
+def one_round(db, methods, rows, page_size):
+    """Fresh databases, fresh pass then re-upsert pass; rows/s per method and phase."""
+    targets = []
+    try:
+        for cls in methods:
+            targets.append(_Target(db, cls))
+        fresh = paired_pass(targets, rows, page_size, 0)
+        reupsert = paired_pass(targets, rows, page_size, 1)
+        _check_count(targets[0].method, rows)
     finally:
-        drop_database(db, token)
-    return {"fresh": rows / fresh, "reupsert": rows / reupsert, "peak_rss": peak}
+        for target in targets:
+            target.close()
+    return {cls.name: {"fresh": f, "reupsert": r} for cls, f, r in zip(methods, fresh, reupsert, strict=True)}
+
+
+def peak_memory(db, rows, page_size):
+    """Rise of peak RSS while the project alone writes rows twice, in a clean process."""
+    target = _Target(db, Project)
+    try:
+        rss_before = _proc_status("VmRSS")
+        _reset_peak_rss()
+        paired_pass([target], rows, page_size, 0)
+        paired_pass([target], rows, page_size, 1)
+        return _proc_status("VmHWM") - rss_before
+    finally:
+        target.close()
 
 
 def _check_count(method, rows):
-    if isinstance(method, Project):
-        import sqlalchemy as sa
+    import sqlalchemy as sa
 
-        with method.sink.engine.connect() as conn:
-            count = conn.execute(sa.text("SELECT count(*) FROM samples")).scalar()
-        if count != rows:
-            raise SystemExit("project wrote %d rows, expected %d" % (count, rows))
+    with method.sink.engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM samples")).scalar()
+    if count != rows:
+        raise SystemExit("project wrote %d rows, expected %d" % (count, rows))
 
 
 def child(db, rows, repeat, page_size):
     """All rounds for one database and row count; prints one JSON line."""
     methods = [Project] + BASELINES[db]
     results = {cls.name: [] for cls in methods}
-    peak = None
     for r in range(repeat):
-        # NOTE(bench): the project goes first in round 0 (a clean process for
-        # its memory figure), then the order alternates to cancel drift.
-        order = methods if r % 2 == 0 else methods[::-1]
-        for cls in order:
-            res = one_round(db, cls, rows, page_size, measure_memory=(cls is Project and r == 0))
-            peak = res["peak_rss"] if res["peak_rss"] is not None else peak
-            results[cls.name].append(res)
+        for name, res in one_round(db, methods, rows, page_size).items():
+            results[name].append(res)
             print(
-                "  %s %d round %d %-24s fresh %8.0f  re-upsert %8.0f" % (db, rows, r, cls.name, res["fresh"], res["reupsert"]),
+                "  %s %d round %d %-24s fresh %8.0f  re-upsert %8.0f" % (db, rows, r, name, res["fresh"], res["reupsert"]),
                 file=sys.stderr,
                 flush=True,
             )
-    print(json.dumps({"db": db, "rows": rows, "results": results, "peak_rss": peak}))
+    print(json.dumps({"db": db, "rows": rows, "results": results}))
+
+
+def memory_child(db, rows, page_size):
+    peak = peak_memory(db, rows, page_size)
+    print("  %s %d project peak RSS rise %.0f MiB" % (db, rows, peak / 2**20), file=sys.stderr, flush=True)
+    print(json.dumps({"peak_rss": peak}))
 
 
 # -- Report ---------------------------------------------------------------------
 
 
-def summarise(result):
-    """Median rates per method; the baseline is the best raw method per phase."""
+def summarise(result, peak):
+    """Median rates per method; the baseline is the best raw method per phase.
+
+    Besides the ratio of the medians, each round's own ratio (the project
+    against the best baseline of that round) shows the spread.
+    """
     lines = []
-    medians = {name: {p: statistics.median(r[p] for r in runs) for p in ("fresh", "reupsert")} for name, runs in result["results"].items()}
+    runs = result["results"]
+    medians = {name: {p: statistics.median(r[p] for r in rounds) for p in ("fresh", "reupsert")} for name, rounds in runs.items()}
     project = medians.pop(Project.name)
     for phase in ("fresh", "reupsert"):
         best = max(medians, key=lambda name: medians[name][phase])
         others = ", ".join("%s %.0f" % (n, m[phase]) for n, m in medians.items() if n != best)
+        per_round = [mine[phase] / max(runs[n][i][phase] for n in medians) for i, mine in enumerate(runs[Project.name])]
         lines.append(
             (
                 result["db"],
@@ -445,7 +488,8 @@ def summarise(result):
                 medians[best][phase],
                 project[phase],
                 project[phase] / medians[best][phase],
-                result["peak_rss"],
+                per_round,
+                peak,
                 others,
             )
         )
@@ -453,7 +497,7 @@ def summarise(result):
 
 
 def print_table(lines):
-    head = "%-10s %8s %-9s %-22s %10s %10s %6s %10s  %s" % (
+    head = "%-10s %8s %-9s %-22s %9s %9s %6s  %-16s %9s  %s" % (
         "database",
         "rows",
         "phase",
@@ -461,14 +505,23 @@ def print_table(lines):
         "base r/s",
         "sink r/s",
         "ratio",
+        "round ratios",
         "peak RSS+",
         "other raw methods",
     )
     print(head)
     print("-" * len(head))
-    for db, rows, phase, best, base, proj, ratio, peak, others in lines:
+    for db, rows, phase, best, base, proj, ratio, per_round, peak, others in lines:
         mib = "%.0f MiB" % (peak / 2**20) if peak is not None else "-"
-        print("%-10s %8d %-9s %-22s %10.0f %10.0f %6.2f %10s  %s" % (db, rows, phase, best, base, proj, ratio, mib, others))
+        rounds = " ".join("%.2f" % x for x in per_round)
+        print("%-10s %8d %-9s %-22s %9.0f %9.0f %6.2f  %-16s %9s  %s" % (db, rows, phase, best, base, proj, ratio, rounds, mib, others))
+
+
+def _run_child(*args):
+    # NOTE(bench): one child process per measurement, so that each memory
+    # figure starts from a clean interpreter and no run inherits another's heap.
+    out = subprocess.run([sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -478,22 +531,20 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--page", type=int, default=10000, help="samples per Sink.write call / per baseline transaction")
     parser.add_argument("--child", nargs=2, metavar=("DB", "ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory", nargs=2, metavar=("DB", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child[0], int(args.child[1]), args.repeat, args.page)
+    if args.memory:
+        return memory_child(args.memory[0], int(args.memory[1]), args.page)
     lines = []
     started = time.monotonic()
     for db in args.db:
         for rows in args.rows:
-            # NOTE(bench): one child process per (database, rows) so that each
-            # memory figure starts from a clean interpreter.
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", db, str(rows), "--repeat", str(args.repeat), "--page", str(args.page)],
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            lines += summarise(json.loads(out.stdout.strip().splitlines()[-1]))
+            page = ["--page", str(args.page)]
+            peak = _run_child("--memory", db, str(rows), *page)["peak_rss"]
+            result = _run_child("--child", db, str(rows), "--repeat", str(args.repeat), *page)
+            lines += summarise(result, peak)
     print()
     print_table(lines)
     print(
