@@ -55,7 +55,7 @@ def venv_python(venv=None):
     return os.path.join(venv, "bin", "python")
 
 
-class CeilometerServer:
+class CeilometerServer(processes.Server):
     """The real v2 API on 127.0.0.1, as admin (no keystone in front).
 
     :param workdir: holds the DB, config, log and state file; kept on stop.
@@ -83,13 +83,6 @@ class CeilometerServer:
     @property
     def log_path(self):
         return os.path.join(self.workdir, LOG_FILE)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def start(self):
         """Launch and wait until ``GET /`` answers 200.

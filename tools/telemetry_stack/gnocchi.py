@@ -109,7 +109,7 @@ def _owned_by(pid, workdir):
     return any(mark in command for mark in (workdir.encode(), b"mx_gnocchi_wsgi", b"gnocchi-metricd"))
 
 
-class GnocchiServer:
+class GnocchiServer(processes.Server):
     """A Gnocchi API + metricd on a fresh PostgreSQL database.
 
     :param workdir: kept after stop() when given; a temporary one otherwise.
@@ -134,13 +134,6 @@ class GnocchiServer:
         self._procs = {}
 
     # -- life cycle ---------------------------------------------------------
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def start(self):
         """Create the DB, configure, upgrade, launch and wait until healthy.

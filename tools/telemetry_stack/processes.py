@@ -3,6 +3,18 @@
 import socket
 
 
+class Server:
+    """Base of the launchers: ``with GnocchiServer(...) as server:`` starts
+    it and stops it on the way out; subclasses define start() and stop()."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
