@@ -24,6 +24,20 @@ def _reap_workers():
     e2e.reap()
 
 
+def _serve(request, tmp_path_factory, kind, label, make):
+    """Start a real server from its own venv; yield it, stop it at the end."""
+    from telemetry_stack import venvs
+
+    try:
+        venvs.ensure(kind)
+        server = make(str(tmp_path_factory.mktemp(kind)))
+        server.start()
+    except Exception as e:
+        _unavailable(request, label, e)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def gnocchi_server(request, tmp_path_factory):
     """A real Gnocchi 4.7.1 (API + metricd) on a fresh PostgreSQL database.
@@ -31,16 +45,8 @@ def gnocchi_server(request, tmp_path_factory):
     Builds the Gnocchi venv first if it is missing (about 35 s once).
     """
     from telemetry_stack import gnocchi
-    from telemetry_stack import venvs
 
-    try:
-        venvs.ensure("gnocchi")
-        server = gnocchi.GnocchiServer(workdir=str(tmp_path_factory.mktemp("gnocchi")))
-        server.start()
-    except Exception as e:
-        _unavailable(request, "Gnocchi 4.7.1", e)
-    yield server
-    server.stop()
+    yield from _serve(request, tmp_path_factory, "gnocchi", "Gnocchi 4.7.1", lambda d: gnocchi.GnocchiServer(workdir=d))
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +56,5 @@ def ceilometer_server(request, tmp_path_factory):
     Builds the Ceilometer venv first if it is missing (about 30 s once).
     """
     from telemetry_stack import ceilometer
-    from telemetry_stack import venvs
 
-    try:
-        venvs.ensure("ceilometer")
-        server = ceilometer.CeilometerServer(str(tmp_path_factory.mktemp("ceilometer")))
-        server.start()
-    except Exception as e:
-        _unavailable(request, "Ceilometer 9.0.7", e)
-    yield server
-    server.stop()
+    yield from _serve(request, tmp_path_factory, "ceilometer", "Ceilometer 9.0.7", ceilometer.CeilometerServer)

@@ -186,23 +186,28 @@ def _finish(worker, log_path, workers):
     assert worker.wait(timeout=90) == 0, open(log_path).read()[-3000:]
 
 
+def _proxied_config(tmp_path, url, source, start, lookback, extra):
+    """A dbsynced config writing through the proxy, passing every 2 s in
+    10-minute windows; source is (credentials, filters)."""
+    config = e2e.write_config(tmp_path, url, *source, initial_start=start.isoformat(), lookback=lookback, max_window=600, delay=2)
+    append_config(config, extra)
+    e2e.cli(config, "dbsync")
+    return config
+
+
 def test_postgresql_outage_bridged_by_write_retries(pg_url, gnocchi_client, gnocchi_server, tmp_path):
     """[database] retry_timeout (120 s) outlasts the outage: the write in hand
     retries until the database is back."""
     project, rows = gnocchi_seed(gnocchi_client, gnocchi_server, NOW_HOUR - 6 * HOUR, NOW_HOUR, resources=3)
     with proxies.TcpProxy(_upstream(PG_URL)) as proxy:
-        config = e2e.write_config(
+        config = _proxied_config(
             tmp_path,
             proxy.url_for(pg_url),
-            gnocchi_credentials(gnocchi_server.endpoint),
-            gnocchi_filters(project),
-            initial_start=(NOW_HOUR - 6 * HOUR).isoformat(),
-            lookback=600,
-            max_window=600,
-            delay=2,
+            (gnocchi_credentials(gnocchi_server.endpoint), gnocchi_filters(project)),
+            NOW_HOUR - 6 * HOUR,
+            600,
+            "[database]\nretry_timeout = 120\n",
         )
-        append_config(config, "[database]\nretry_timeout = 120\n")
-        e2e.cli(config, "dbsync")
         worker, log_path, before_cut, workers, _ = _outage(config, pg_url, proxy, tmp_path)
         assert min(before_cut.values()) < NOW_HOUR, "the pass ended before the cut; nothing was tested"
         assert e2e.wait_for(lambda: landed(pg_url) == rows and min(e2e.checkpoints(pg_url).values()) >= NOW_HOUR, timeout=120), open(
@@ -229,18 +234,14 @@ def test_mariadb_outage_outlasting_retries_resumes_next_pass(mysql_url, ceilomet
         return ceilometer_seed(ceilometer_server, meters, recent, 100, datetime.timedelta(seconds=30))
 
     with proxies.TcpProxy(_upstream(MYSQL_URL)) as proxy:
-        config = e2e.write_config(
+        config = _proxied_config(
             tmp_path,
             proxy.url_for(mysql_url),
-            ceilometer_credentials(ceilometer_server.endpoint),
-            ceilometer_filters(meters),
-            initial_start=(start - datetime.timedelta(seconds=1)).isoformat(),
-            lookback=1800,
-            max_window=600,
-            delay=2,
+            (ceilometer_credentials(ceilometer_server.endpoint), ceilometer_filters(meters)),
+            start - datetime.timedelta(seconds=1),
+            1800,
+            "[database]\nretry_timeout = 5\n[ceilometer]\npage_size = 200\n",
         )
-        append_config(config, "[database]\nretry_timeout = 5\n[ceilometer]\npage_size = 200\n")
-        e2e.cli(config, "dbsync")
         worker, log_path, before_cut, workers, late = _outage(config, mysql_url, proxy, tmp_path, store_more)
         assert min(before_cut.values()) < start + HOUR, "the pass ended before the cut; nothing was tested"
         want = rows | late

@@ -11,6 +11,8 @@ from alembic import migration
 from meter_export import checkpoint
 from meter_export.sink import Sink
 from meter_export.sink import migrate
+from meter_export.sink import rows as rows_module
+from meter_export.sink import sql
 from meter_export.sources import Filter
 from meter_export.sources import MeterSpec
 from meter_export.sources import Rejected
@@ -168,40 +170,48 @@ def test_a_bad_sample_read_again_is_quarantined_once(sink):
     assert len(quarantined(sink)) == 3
 
 
-def test_a_deadlock_mid_batch_retries_the_whole_transaction(mysql_url):
+@pytest.mark.parametrize("isolating", [False, True], ids=["plain", "isolating"])
+def test_a_deadlock_mid_batch_retries_the_whole_transaction(mysql_url, caplog, isolating):
     # NOTE: InnoDB rolls back the whole transaction of a deadlock victim,
     # savepoints included. The sink once took the failed ROLLBACK TO
     # SAVEPOINT for bad rows and committed the checkpoint without the first
     # batch. Here another writer, heavier so that InnoDB picks the sink as
-    # the victim, deadlocks with it between its two batches.
+    # the victim, holds a sample of the sink's second batch and then asks for
+    # one of its first. The plain path writes batches in order; the isolating
+    # path (with savepoints, after a refusal) pops them from the end.
     import threading
     import time
 
     sink = Sink(mysql_url, batch_size=2)
     migrate.upgrade(sink)
-    a, b, c, d = (make_sample(i) for i in range(4))  # batches: [c, d] first, then [a, b]
+    a, b, c, d = (make_sample(i) for i in range(4))
+    first, second = (c, a) if isolating else (a, c)  # the batches: [a, b], [c, d]
     other = sa.create_engine(sa.engine.make_url(sink.engine.url), poolclass=sa.pool.NullPool)
-    holding, done = threading.Event(), threading.Event()
+    holding = threading.Event()
 
     def heavy_writer():
         with other.connect() as conn:
             trans = conn.begin()
-            filler = [make_sample(1000 + i) for i in range(200)] + [a]
+            filler = [make_sample(1000 + i) for i in range(200)] + [second]
             conn.execute(sink.samples.insert(), [dict(s._asdict(), resource_metadata=None) for s in filler])
             holding.set()
-            time.sleep(2)  # the sink now holds c, d and waits for a
+            time.sleep(2)  # the sink now holds its first batch and waits for `second`
             try:
-                conn.execute(sink.samples.insert(), [dict(c._asdict(), resource_metadata=None)])
+                conn.execute(sink.samples.insert(), [dict(first._asdict(), resource_metadata=None)])
             except sa.exc.DBAPIError:
                 pass
             trans.rollback()
-        done.set()
 
     thread = threading.Thread(target=heavy_writer)
     thread.start()
     assert holding.wait(30)
-    result = sink.write([a, b, c, d], STREAM, advance_to=T0)
+    if isolating:
+        good, rejected = rows_module.prepare([a, b, c, d])
+        result = sink._retry(sink._transaction, good, rejected, STREAM, T0, sql.LIVE_SCOPE, sink._upsert_isolating)
+    else:
+        result = sink.write([a, b, c, d], STREAM, advance_to=T0)
     thread.join(60)
+    assert "Deadlock found" in caplog.text, "no deadlock happened: the test tested nothing"
     assert result.written == 4
     assert set(rows(sink)) == {s.message_id for s in (a, b, c, d)}
     assert sink.checkpoint(STREAM.key) == T0
