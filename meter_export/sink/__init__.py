@@ -133,7 +133,7 @@ class Sink:
             except (sa.exc.DBAPIError, ValueError) as e:
                 if _retryable(e):
                     raise
-                raise _Refused(str(getattr(e, "orig", e)).splitlines()[0]) from e
+                raise _Refused(_first_line(e)) from e
         return []
 
     def _upsert_isolating(self, conn, good):
@@ -209,5 +209,11 @@ class Sink:
 
 def _refused(row, error):
     payload = orjson.dumps(dict(zip(upsert.COLUMNS, row, strict=False)), default=str).decode()
-    reason = "refused by the database: %s" % str(getattr(error, "orig", error)).splitlines()[0]
+    reason = "refused by the database: %s" % _first_line(error)
     return sink_rows.Rejected(payload, reason, row[0])
+
+
+def _first_line(error):
+    """The driver's own message, first line only (an empty one names the type)."""
+    error = getattr(error, "orig", error)
+    return (str(error).splitlines() or [type(error).__name__])[0]

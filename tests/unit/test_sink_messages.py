@@ -1,0 +1,14 @@
+from meter_export import sink
+
+
+class _DriverError(Exception):
+    pass
+
+
+def test_a_refusal_reason_is_the_first_line_of_the_driver_message():
+    assert sink._first_line(_DriverError("CHECK constraint failed\nDETAIL: row (...)")) == "CHECK constraint failed"
+
+
+def test_an_empty_driver_message_still_gives_a_reason():
+    # str() of some driver errors is empty; the reason must not crash on it.
+    assert sink._first_line(_DriverError()) == "_DriverError"
