@@ -1,6 +1,6 @@
 """The SQL sink: where a page of samples becomes rows, atomically.
 
-One call to Sink.write is one transaction: the page's samples, its
+One call to Sink.write commits one transaction: the page's samples, its
 quarantined items and, when asked, the advance of its stream's checkpoint.
 """
 
@@ -99,22 +99,26 @@ class Sink:
         """
         good, rejected = sink_rows.prepare(items)
         try:
-            try:
-                return self._retry(self._transaction, good, rejected, stream, advance_to, scope, self._upsert)
-            except _Refused as e:
-                # NOTE(sink): the common case pays for no savepoint (8% of the
-                # SQLite write, bench/sink_throughput.py); a refused batch rolls
-                # the whole transaction back and the write runs again with one
-                # savepoint per batch, to find and quarantine the refused rows.
-                LOG.warning("The database refused a batch of %s (%s); isolating the refused samples", stream, e)
-                return self._retry(self._transaction, good, rejected, stream, advance_to, scope, self._upsert_isolating)
+            return self._retry(self._write_once, good, rejected, stream, advance_to, scope)
         except sa.exc.SQLAlchemyError as e:
             raise SinkError("writing %d samples of %s failed: %s" % (len(good), stream, e)) from e
 
-    def _transaction(self, good, rejected, stream, advance_to, scope, upsert):
+    def _write_once(self, good, rejected, stream, advance_to, scope):
+        """One attempt; the retries around it share one retry_timeout."""
+        try:
+            return self._transaction(good, rejected, stream, advance_to, scope, self._upsert)
+        except _Refused as e:
+            # NOTE(sink): the common case pays for no savepoint (8% of the
+            # SQLite write, bench/sink_throughput.py); a refused batch rolls
+            # the whole transaction back and the write runs again with one
+            # savepoint per batch, to find and quarantine the refused rows.
+            LOG.warning("The database refused a batch of %s (%s); isolating the refused samples", stream, e)
+            return self._transaction(good, rejected, stream, advance_to, scope, self._upsert_isolating)
+
+    def _transaction(self, good, rejected, stream, advance_to, scope, write_batches):
         now = utils.utcnow()
         with self.engine.begin() as conn:
-            refused = upsert(conn, good)
+            refused = write_batches(conn, good)
             rejected = rejected + refused
             if rejected:
                 conn.execute(self._insert_new_quarantine(), [self._quarantine_row(r, stream, now) for r in rejected])
@@ -214,6 +218,6 @@ def _refused(row, error):
 
 
 def _first_line(error):
-    """The driver's own message, first line only (an empty one names the type)."""
+    """The driver's own message, first non-blank line (none: the type's name)."""
     error = getattr(error, "orig", error)
-    return (str(error).splitlines() or [type(error).__name__])[0]
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)

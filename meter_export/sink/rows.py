@@ -171,13 +171,15 @@ def prepare(items):
     Rows hold one sample per message_id (the last one wins, so a re-read page
     resolves deterministically); rejected: Rejected values with their reason.
     """
+    # The id() cache below needs every metadata dict alive until the end.
+    items = items if isinstance(items, list) else list(items)
     samples, metadata, rejected = [], [], []
     position = {}  # message_id -> index in samples
     # NOTE(bench): a Gnocchi page shares one metadata dict per resource
     # across its (up to 288 a day) samples: encoding it once per dict keeps
     # one JSON string per resource in memory instead of one per row, and
-    # saves the dumps (bench/backfill_rss.py). The items keep the dicts
-    # alive for the whole call, so an id() is not reused meanwhile.
+    # saves the dumps (bench/backfill_rss.py). The items list keeps the
+    # dicts alive for the whole call, so an id() is not reused meanwhile.
     texts = {}
     for item in items:
         if type(item) is Rejected:

@@ -1,8 +1,9 @@
 """Upsert prepared rows into the samples table, the fastest way per driver.
 
 Each writer takes an SQLAlchemy Connection inside an open transaction, the
-samples Table, and sink.rows.Rows: an iterable of tuples in COLUMNS order
-(unique message_ids, metadata as JSON text, aware datetimes). The incoming row always wins, because a
+samples Table, and a sink.rows.Rows (unique message_ids, metadata as JSON
+text, aware datetimes): most iterate it as tuples in COLUMNS order, the
+SQLite writer reads its two lists. The incoming row always wins, because a
 re-read Gnocchi bucket whose value changed must update its row.
 """
 

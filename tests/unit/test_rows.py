@@ -104,3 +104,12 @@ def test_a_duplicate_keeps_the_position_of_its_first_copy():
         (make_sample(1).message_id, 9.0),
         (make_sample(2).message_id, make_sample(2).counter_volume),
     ]
+
+
+def test_a_generator_of_items_is_prepared_like_a_list():
+    # The metadata JSON cache is keyed by id(): a replaced copy's dict must
+    # not be freed mid-call, or the next dict may reuse its address and get
+    # its JSON. Every copy here replaces the one before.
+    items = (make_sample(1, resource_metadata={"v": v}) for v in range(200))
+    good, _ = prepare(items)
+    assert [r.resource_metadata for r in good] == ['{"v":199}']
