@@ -132,12 +132,9 @@ class Sink:
     def _upsert(self, conn, good):
         """Upsert in batches; any refusal that a retry cannot cure raises _Refused."""
         for batch in self._batches(good):
-            try:
-                self._call_writer(conn, batch)
-            except (sa.exc.DBAPIError, ValueError) as e:
-                if _retryable(e):
-                    raise
-                raise _Refused(_first_line(e)) from e
+            refusal = self._refusal(conn, batch)
+            if refusal is not None:
+                raise _Refused(_first_line(refusal)) from refusal
         return []
 
     def _upsert_isolating(self, conn, good):
@@ -150,26 +147,35 @@ class Sink:
             if not batch:
                 continue
             savepoint = conn.begin_nested()
-            try:
-                self._call_writer(conn, batch)
-            except (sa.exc.DBAPIError, ValueError) as e:
-                if _retryable(e):
-                    # NOTE(sink): no rollback to the savepoint here: a deadlock
-                    # makes InnoDB roll back the whole transaction, savepoint
-                    # included, and the failed ROLLBACK TO would replace the
-                    # deadlock with an error we would take for bad rows, then
-                    # commit the checkpoint without the earlier batches (found
-                    # by tests/functional/test_crash.py). The retry redoes all.
-                    raise
-                savepoint.rollback()
-                if len(batch) == 1:
-                    rejected.append(_refused(batch[0], e))
-                    continue
-                half = len(batch) // 2
-                pending += [batch[:half], batch[half:]]
-            else:
+            refusal = self._refusal(conn, batch)
+            if refusal is None:
                 savepoint.commit()
+                continue
+            savepoint.rollback()
+            if len(batch) == 1:
+                rejected.append(_refused(batch[0], refusal))
+                continue
+            half = len(batch) // 2
+            pending += [batch[:half], batch[half:]]
         return rejected
+
+    def _refusal(self, conn, batch):
+        """Write one batch; the error if the database refused its data, else None.
+
+        A failure a retry can cure is raised. NOTE(sink): before any rollback
+        to a savepoint: a deadlock makes InnoDB roll back the whole
+        transaction, savepoint included, and the failed ROLLBACK TO would
+        replace the deadlock with an error we would take for bad rows, then
+        commit the checkpoint without the earlier batches (found by
+        tests/functional/test_crash.py). The retry redoes all.
+        """
+        try:
+            self._call_writer(conn, batch)
+        except (sa.exc.DBAPIError, ValueError) as e:
+            if _retryable(e):
+                raise
+            return e
+        return None
 
     def _call_writer(self, conn, batch):
         """Run the driver-level writer; its DBAPI errors become SQLAlchemy's."""
