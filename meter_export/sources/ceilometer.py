@@ -26,7 +26,6 @@ complex-query filter dict such as ``{"=": {"metadata.flavor": "m1"}}``.
 import json
 import logging
 import math
-import time
 
 import orjson
 from ceilometerclient.v2 import client as ceilometer_client
@@ -37,6 +36,7 @@ from oslo_config import cfg
 
 from meter_export import sources
 from meter_export import utils
+from meter_export.sources import http
 
 LOG = logging.getLogger(__name__)
 
@@ -61,10 +61,6 @@ GONE = "this Ceilometer sends its data to Gnocchi; use [source] driver = gnocchi
 KEYSET_ORDER = orjson.dumps([{"timestamp": "asc"}, {"message_id": "asc"}]).decode()
 SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "": "="}
 TYPES = {"integer": int, "float": float, "boolean": lambda v: str(v).lower() == "true"}
-
-
-class _TryLater(Exception):
-    """A request failed in a way that can succeed later."""
 
 
 class _NoProbeClient(ceilometer_client.Client):
@@ -267,21 +263,24 @@ def keyset_filter(stream, start, end, cursor=None):
 # -- HTTP -------------------------------------------------------------------
 
 
+def _describe(resp):
+    """The message of a non-2xx answer (sources.http picks the error)."""
+    status = resp.status_code
+    if status == 410:
+        return GONE
+    if status >= 500 or status in http.TRANSIENT_STATUS:
+        return "HTTP %d" % status
+    if status in (401, 403):
+        return "Ceilometer refused the credentials (HTTP %d: %s); exporting every project needs a token with the admin role" % (
+            status,
+            _fault(resp),
+        )
+    return "Ceilometer rejected the query (HTTP %d: %s)" % (status, _fault(resp))
+
+
 def _check_status(resp):
     """Translate an HTTP status into our errors; 2xx passes."""
-    status = resp.status_code
-    if status < 400:
-        return
-    if status == 410:
-        raise sources.SourceConfigError(GONE)
-    if status >= 500:
-        raise _TryLater("HTTP %d" % status)
-    if status in (401, 403):
-        raise sources.SourceConfigError(
-            "Ceilometer refused the credentials (HTTP %d: %s); exporting every project needs "
-            "a token with the admin role" % (status, _fault(resp))
-        )
-    raise sources.SourceConfigError("Ceilometer rejected the query (HTTP %d: %s)" % (status, _fault(resp)))
+    http.check(resp, _describe)
 
 
 def _fault(resp):
@@ -294,32 +293,24 @@ def _fault(resp):
     return str(error)[:200]
 
 
-def _decode(resp):
-    """The JSON body; NaN, Infinity and invalid UTF-8 are left to the samples.
-
-    :raises _TryLater: not JSON (cut short, an HTML error page): the same
-        request may work when sent again.
-    """
-    try:
-        body = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        # NOTE(bad-input): orjson refuses NaN/Infinity literals and invalid
-        # UTF-8 anywhere in the body.  The stdlib parser takes both (the bad
-        # bytes become lone surrogates), so only the samples holding them are
-        # quarantined (by to_item or sink.rows), not the whole page.
-        try:
-            body = json.loads(resp.content.decode("utf-8", "surrogateescape"))
-        except ValueError as e:
-            # NOTE(ceilometer): a body cut short by a dropped connection.
-            raise _TryLater("truncated or invalid JSON body (%s)" % e)
-    return body
-
-
 def _expect(body, kind):
-    """``body`` when it is a ``kind`` (or kind is None); else _TryLater."""
+    """``body`` when it is a ``kind`` (or kind is None); else TryAgain."""
     if kind is not None and not isinstance(body, kind):
-        raise _TryLater("the answer is a JSON %s, not a %s" % (type(body).__name__, kind.__name__))
+        raise http.TryAgain("the answer is a JSON %s, not a %s" % (type(body).__name__, kind.__name__))
     return body
+
+
+def held_back(items, boundary):
+    """(items to write now, samples at the page's boundary instant to keep).
+
+    NOTE(ceilometer): only the boundary instant can come again on the next
+    page (desc re-reads it; keyset may split its tie group), so only its
+    samples need remembering to de-duplicate: memory is one page.
+    """
+    if boundary is None:
+        return items, []
+    keep = [i for i in items if type(i) is sources.Sample and i.timestamp == boundary]
+    return ([i for i in items if type(i) is not sources.Sample or i.timestamp != boundary], keep) if keep else (items, [])
 
 
 class CeilometerSource(sources.SourceDriver):
@@ -329,7 +320,7 @@ class CeilometerSource(sources.SourceDriver):
         super().__init__(conf)
         self._client = None
         self._strategy = None
-        self._sleep = time.sleep  # tests replace it
+        self._sleep = None  # tests replace the backoff's wait
 
     # -- connection ---------------------------------------------------------
 
@@ -351,10 +342,10 @@ class CeilometerSource(sources.SourceDriver):
     def _request(self, method, url, body=None, expect=None):
         """One request with retries; returns the decoded JSON body."""
         try:
-            for attempt in utils.retry_request(_TryLater, self.conf.source.max_retries, self._sleep):
+            for attempt in http.retrying(http.TryAgain, self.conf.source.max_retries, self.shutdown, self._sleep):
                 with attempt:
                     return _expect(self._request_once(method, url, body), expect)
-        except _TryLater as e:
+        except http.TryAgain as e:
             raise sources.SourceUnavailable(
                 "%s %s failed after %d retries: %s" % (method, url.split("?")[0], self.conf.source.max_retries, e)
             )
@@ -372,16 +363,16 @@ class CeilometerSource(sources.SourceDriver):
         except ks_exc.SSLError as e:
             raise sources.SourceConfigError("TLS failure talking to Ceilometer: %s" % e)
         except ks_exc.ConnectionError as e:
-            raise _TryLater(str(e))
+            raise http.TryAgain(str(e))
         except ks_exc.HttpError as e:
             # NOTE(ceilometer): raised by the auth plugin (keystone answering).
             if (e.http_status or 0) >= 500:
-                raise _TryLater(str(e))
+                raise http.TryAgain(str(e))
             raise sources.SourceConfigError("keystone refused the credentials: %s" % e)
         except (ks_exc.EndpointNotFound, ks_exc.AuthorizationFailure, ks_exc.MissingAuthPlugin, ks_exc.DiscoveryFailure) as e:
             raise sources.SourceConfigError("cannot find or authenticate to Ceilometer: %s" % e)
         _check_status(resp)
-        return _decode(resp)
+        return http.decode(resp.content)
 
     # -- strategy -----------------------------------------------------------
 
@@ -399,23 +390,22 @@ class CeilometerSource(sources.SourceDriver):
 
     # -- fetching -----------------------------------------------------------
 
-    def fetch(self, stream, start, end):
+    def fetch(self, stream, start, end, census=None):
         """Yield pages of every sample with start <= timestamp < end.
 
-        NOTE(ceilometer): the whole window is read before the first page is
-        yielded, so that a message_id read twice (re-read tie groups,
-        samples stored twice) comes out once, the last read winning.  Memory
-        is one window's samples; [sync] max_window bounds it.
+        NOTE(ceilometer): page by page: a message_id read twice within a
+        page, or at the instant two pages share (re-read tie groups, samples
+        stored twice), comes out once, the last read winning; the samples of
+        that instant are held back until the next page. Memory is one page,
+        whatever the window.
         """
         pages = {"keyset": self._keyset_pages, "desc": self._desc_pages}[self.strategy()]
-        watch = utils.StopWatch()
-        items = dedupe(
-            in_window(to_item(raw), start, end) for page in pages(stream, utils.isoformat(start), utils.isoformat(end)) for raw in page
-        )
-        LOG.debug("%s [%s, %s): %d items in %.2fs", stream, start, end, len(items), watch.elapsed())
-        size = self.conf.ceilometer.page_size
-        for i in range(0, len(items), size):
-            yield items[i : i + size]
+        held = []
+        for rows, boundary in pages(stream, utils.isoformat(start), utils.isoformat(end)):
+            items, held = held_back(dedupe(held + [in_window(to_item(raw), start, end) for raw in rows]), boundary)
+            LOG.debug("%s [%s, %s): a page of %d rows, %d items held back", stream, start, end, len(rows), len(held))
+            if items:
+                yield items
 
     def _keyset_pages(self, stream, start, end):
         size = self.conf.ceilometer.page_size
@@ -423,10 +413,11 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             body = {"filter": orjson.dumps(keyset_filter(stream, start, end, cursor)).decode(), "orderby": KEYSET_ORDER, "limit": size}
             rows = self._request("POST", "/v2/query/samples", body, expect=list)
-            yield rows
             if len(rows) < size:
+                yield rows, None
                 return
             cursor = keyset_cursor(rows[-1], start, end)
+            yield rows, utils.parse_utc(cursor[0])
 
     def _desc_pages(self, stream, start, end):
         size = limit = self.conf.ceilometer.page_size
@@ -434,11 +425,12 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             url = ceilometer_options.build_url("/v2/samples", desc_query(stream, start, upper, upper_op), ["limit=%d" % limit])
             rows = self._request("GET", url, expect=list)
-            yield rows
             if len(rows) < limit:
+                yield rows, None
                 return
             instants = {_sort_key(r) for r in rows}
             oldest = min(instants)
+            yield rows, oldest
             one_instant = len(instants) == 1
             # NOTE(ceilometer): every row newer than the page's oldest instant
             # was read; re-read that instant and what is older (le).  A page

@@ -9,6 +9,7 @@ from oslo_config import cfg
 from meter_export import service
 from meter_export import sources
 from meter_export.sources import ceilometer
+from meter_export.sources import http
 
 UTC = datetime.UTC
 
@@ -171,13 +172,13 @@ def test_gone_says_use_gnocchi():
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_can_succeed_later(status):
-    with pytest.raises(ceilometer._TryLater):
+    with pytest.raises(http.TryAgain):
         ceilometer._check_status(FakeResponse(status))
 
 
 def test_truncated_body_can_succeed_later():
-    with pytest.raises(ceilometer._TryLater):
-        ceilometer._decode(FakeResponse(200, b'[{"id": "m1", "vol'))
+    with pytest.raises(http.TryAgain):
+        http.decode(b'[{"id": "m1", "vol')
 
 
 def make_conf(tmp_path, text):
@@ -196,7 +197,7 @@ def test_retries_are_bounded_then_unavailable(tmp_path):
 
     def failing(method, url, body):
         calls.append(url)
-        raise ceilometer._TryLater("HTTP 503")
+        raise http.TryAgain("HTTP 503")
 
     source._request_once = failing
     source._sleep = lambda seconds: None

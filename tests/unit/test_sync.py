@@ -36,7 +36,7 @@ class ListSource(SourceDriver):
         self.shutdown_after_pages = None
         self.shutdown = None
 
-    def fetch(self, stream, start, end):
+    def fetch(self, stream, start, end, census=None):
         if stream.meter.name in self.fail_meters:
             raise SourceUnavailable("API down for %s" % stream.meter.name)
         selected = [s for s in self.samples if s.counter_name == stream.meter.name and start <= s.timestamp < end]
