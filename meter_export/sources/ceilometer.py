@@ -316,8 +316,8 @@ def held_back(items, boundary):
 class CeilometerSource(sources.SourceDriver):
     """Reads one meter's samples of a window from the Ceilometer v2 API."""
 
-    def __init__(self, conf):
-        super().__init__(conf)
+    def __init__(self, conf, shutdown=None):
+        super().__init__(conf, shutdown)
         self._client = None
         self._strategy = None
         self._sleep = None  # tests replace the backoff's wait

@@ -380,8 +380,8 @@ def _error_reason(resp):
 class GnocchiSource(sources.SourceDriver):
     """Reads aggregated Gnocchi measures; see the module docstring."""
 
-    def __init__(self, conf):
-        super().__init__(conf)
+    def __init__(self, conf, shutdown=None):
+        super().__init__(conf, shutdown)
         self._adapter = None
         self._metrics = {}  # metric id -> MetricInfo
         self._resources = {}  # filter -> resources, for this pass
