@@ -28,6 +28,7 @@ class StreamResult:
     seconds: float = 0.0
     error: str = None
     complete: bool = True
+    requests: int = 0
     exception: BaseException = dataclasses.field(default=None, compare=False, repr=False)
 
 
@@ -133,13 +134,14 @@ def run_pass(source, sink, all_streams, conf, shutdown=None, now=None):
         if shutdown is not None and shutdown.is_set():
             break
         now_ = now or utils.utcnow()
-        windows = []
+        windows, sent = [], getattr(source, "requests", 0)
         try:
             windows, census = plan(source, stream, *live_span(sink, stream, conf, now_), conf)
         except Exception as e:
             result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
         else:
             result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
+        result = dataclasses.replace(result, requests=getattr(source, "requests", 0) - sent)
         log_result(result, windows)
         results.append(result)
     return results
@@ -151,11 +153,12 @@ def log_result(result, windows):
     failed = result.error is not None
     LOG.log(
         logging.ERROR if failed else logging.INFO,
-        "Stream %s: %s, %d/%d windows, %d samples written, %d quarantined, %.2fs%s",
+        "Stream %s: %s, %d/%d windows, %d requests, %d samples written, %d quarantined, %.2fs%s",
         result.stream,
         span,
         result.windows,
         len(windows),
+        result.requests,
         result.written,
         result.quarantined,
         result.seconds,

@@ -135,6 +135,7 @@ class SourceDriver(abc.ABC):
     def __init__(self, conf, shutdown=None):
         self.conf = conf
         self.shutdown = shutdown or threading.Event()
+        self.requests = 0  # HTTP requests sent, retries included (logged per stream)
 
     @abc.abstractmethod
     def fetch(

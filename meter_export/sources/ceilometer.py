@@ -359,6 +359,7 @@ class CeilometerSource(sources.SourceDriver):
             # which would decode every body with the stdlib json; calling the
             # plain Adapter.request on it keeps its session, endpoint and
             # headers and leaves the body to orjson.
+            self.requests += 1
             resp = ks_adapter.Adapter.request(self.client.http_client, url, method, **kwargs)
         except ks_exc.SSLError as e:
             raise sources.SourceConfigError("TLS failure talking to Ceilometer: %s" % e)

@@ -468,6 +468,7 @@ class GnocchiSource(sources.SourceDriver):
         try:
             # NOTE(gnocchi): log=False: keystoneauth would otherwise format
             # whole response bodies (megabytes of measures) for DEBUG logs.
+            self.requests += 1
             resp = self._client().request(path, method, params=params, json=body, headers=_HEADERS, raise_exc=False, log=False)
         except _RETRYABLE:
             raise
