@@ -46,7 +46,6 @@ import concurrent.futures
 import datetime
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -138,21 +137,6 @@ def baseline_one_request(endpoint, data):
     return count_points(answer), time.perf_counter() - watch, 1
 
 
-class StreamLines(logging.Handler):
-    """Keeps the per-stream log lines of a pass (they carry the requests)."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.lines = []
-
-    def emit(self, record):
-        if record.getMessage().startswith("Stream "):
-            self.lines.append(record.getMessage())
-
-    def requests(self):
-        return {line.split(":", 1)[0][7:]: int(re.search(r"(\d+) requests", line).group(1)) for line in self.lines}
-
-
 def config_for(endpoint, data, workdir, db):
     return common.write_config(
         workdir,
@@ -166,7 +150,7 @@ def config_for(endpoint, data, workdir, db):
 
 def run_pass(config):
     """One in-process ``run --once``: (seconds, {stream: requests})."""
-    lines = StreamLines()
+    lines = common.StreamLines()
     logger = logging.getLogger("meter_export.sync")
     logger.addHandler(lines)
     try:
@@ -223,7 +207,7 @@ def catch_up(endpoint, data, workdir, repeat):
         )
         if counts[name] != data.points:
             say("  WARNING: %s read %d samples, %d were seeded" % (name, counts[name], data.points))
-    say("  meter-export requests per stream: %s" % _per_stream(requests["meter-export run --once (defaults)"]))
+    say("  meter-export requests per stream: %s" % common.per_stream(requests["meter-export run --once (defaults)"]))
 
 
 def peak_rss(endpoint, data, workdir):
@@ -256,7 +240,7 @@ def steady(endpoint, client, server, workdir, resources, idle_data):
         seconds, requests = run_pass(config)
         say(
             "steady state, one new hour: %d instances x %d meters, %d new points: %d rows, %.2fs, %d requests (%s)"
-            % (resources, len(METERS), data.points, db.count(), seconds, sum(requests.values()), _per_stream(requests))
+            % (resources, len(METERS), data.points, db.count(), seconds, sum(requests.values()), common.per_stream(requests))
         )
     finally:
         db.drop()
@@ -267,14 +251,10 @@ def steady(endpoint, client, server, workdir, resources, idle_data):
         seconds, requests = run_pass(config)
         say(
             "steady state, idle pass (nothing new behind %d streams): %.2fs, %d requests (%s)"
-            % (len(requests), seconds, sum(requests.values()), _per_stream(requests))
+            % (len(requests), seconds, sum(requests.values()), common.per_stream(requests))
         )
     finally:
         db.drop()
-
-
-def _per_stream(requests):
-    return ", ".join("%s %d" % kv for kv in sorted(requests.items()))
 
 
 def set_checkpoints(url, data, until):

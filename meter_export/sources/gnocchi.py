@@ -398,8 +398,11 @@ class GnocchiSource(sources.SourceDriver):
     def fetch(self, stream, start, end, census=None):
         meter, opts = stream.meter, self.conf.gnocchi
         detail = census.detail if census is not None and census.start <= start and end <= census.end else None
-        if detail is not None and not detail:
-            return  # NOTE(gnocchi): no resource had a point: no search either
+        if detail is not None and not any(b_start < end and b_end > start for b_start, b_end, _ in census.buckets):
+            # NOTE(gnocchi): no resource had a point in the window when the
+            # census was taken: no search, no read. A resource created since
+            # then has its points near now, inside the next pass's lookback.
+            return
         targets = self._targets(self._filter_resources(stream.filter), meter)
         for granularity, chunk in plan_requests(targets, start, end, detail, opts.points_per_request, opts.metrics_per_request):
             items = self._read(chunk, granularity, meter.aggregation, start, end)

@@ -336,3 +336,12 @@ def test_missing_auth_type_is_a_config_error():
     driver = gnocchi.GnocchiSource(make_conf())
     with pytest.raises(sources.SourceConfigError, match="auth_type"):
         driver._client()
+
+
+def test_a_window_the_census_shows_empty_costs_no_request():
+    driver = make_source([])  # any request would find no answer
+    meter = sources.MeterSpec("cpu")
+    strm = sources.Stream("gnocchi", sources.Filter("f", (meter,)), meter)
+    census = sources.Census(T0, T0 + 48 * H, ((T0 + 30 * H, T0 + 31 * H, 12),), {"r1": ((T0 + 30 * H, T0 + 31 * H, 12),), "r2": ()})
+    assert list(driver.fetch(strm, T0, T0 + 24 * H, census)) == []
+    assert driver._adapter.calls == []
