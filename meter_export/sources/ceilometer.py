@@ -12,6 +12,11 @@ cycle).  Two exact fetchers (see shared/reference/ceilometer-v2-api.md §9):
   re-reads ``[start, tmin]`` (``le``); a page that is one instant only
   doubles the limit.
 
+Before a stream's windows are planned, ``census`` counts its samples per
+period with one ``GET /v2/meters/<meter>/statistics``; a window it shows
+empty costs no request. Pages are de-duplicated one at a time (see
+``fetch``), so memory is one page whatever the window.
+
 Timestamps are sent as naive UTC with 6-digit microseconds (the API drops
 offsets without converting).  Returned timestamps are naive UTC and become
 timezone-aware UTC.  Bodies are parsed with orjson straight from the
