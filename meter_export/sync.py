@@ -108,7 +108,7 @@ def sync_stream(source, sink, stream, windows, scope=sql.LIVE_SCOPE, shutdown=No
         complete = False
     except Exception as e:
         error, complete, exception = str(e) or type(e).__name__, False, e
-    return StreamResult(stream, counts.windows, counts.written, counts.quarantined, watch.elapsed(), error, complete, exception)
+    return StreamResult(stream, counts.windows, counts.written, counts.quarantined, watch.elapsed(), error, complete, exception=exception)
 
 
 def plan(source, stream, start, end, conf):
@@ -134,14 +134,15 @@ def run_pass(source, sink, all_streams, conf, shutdown=None, now=None):
         if shutdown is not None and shutdown.is_set():
             break
         now_ = now or utils.utcnow()
-        windows, sent = [], getattr(source, "requests", 0)
+        windows, sent, watch = [], getattr(source, "requests", 0), utils.StopWatch()
         try:
             windows, census = plan(source, stream, *live_span(sink, stream, conf, now_), conf)
         except Exception as e:
             result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
         else:
             result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
-        result = dataclasses.replace(result, requests=getattr(source, "requests", 0) - sent)
+        # NOTE(sync): the census is part of the stream's cost: counted in.
+        result = dataclasses.replace(result, requests=getattr(source, "requests", 0) - sent, seconds=watch.elapsed())
         log_result(result, windows)
         results.append(result)
     return results
