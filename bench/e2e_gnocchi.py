@@ -323,7 +323,8 @@ def main():
             double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, empty=args.empty)
             for label, dataset in (("%d days" % args.days, data), ("%d days" % (2 * args.days), double)):
                 rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir)
-                say("  peak RSS of run --once (child, psutil every 0.1 s), %s: %d rows in %.1fs, %.1f MB" % (label, rows, seconds, peak / 2**20))
+                mb = peak / 2**20
+                say("  peak RSS of run --once (child, psutil every 0.1 s), %s: %d rows in %.1fs, %.1f MB" % (label, rows, seconds, mb))
         if not args.skip_steady:
             steady(server.endpoint, client, server, workdir, args.steady_resources, data)
     finally:
