@@ -1,14 +1,15 @@
-"""End-to-end sync from the real Ceilometer v2 API into PostgreSQL, beside a plain python-ceilometerclient read.
+"""30-day catch-up from the real Ceilometer v2 API into PostgreSQL, beside a plain python-ceilometerclient read.
 
 Usage (from the repository root; PostgreSQL from METER_EXPORT_TEST_PG_URL)::
 
-    .venv/bin/python bench/e2e_ceilometer.py [--resources 100] [--repeat 3] [--max-window 3600 86400]
+    .venv/bin/python bench/e2e_ceilometer.py [--resources 100] [--days 3] [--repeat 3]
 
 Starts the real Ceilometer 9.0.7 v2 API (tools/telemetry_stack, SQLite
 storage, fresh workdir) and seeds it with seed_samples: ``--resources``
-resources x 3 meters (cpu, memory, vcpus) x one day of 5-minute samples
-(100 resources: 86,400 samples). Then ``--repeat`` rounds, the order of the
-sides alternating between rounds:
+resources x 3 meters (cpu, memory, vcpus) x ``--days`` days of 5-minute
+samples placed inside the last 30 days (ending 10 days ago; 100 resources x
+3 days: 259,200 samples). Then ``--repeat`` rounds, the order of the sides
+alternating between rounds, both reading [now - 30 days, now - settle):
 
 - baseline: the plain python-ceilometerclient read of the same samples, no
   database: one ``client.new_samples.list(q=[meter eq M, timestamp ge start,
@@ -16,10 +17,10 @@ sides alternating between rounds:
   /v2/samples). The client is built (session with keystoneauth's noauth
   plugin) before the clock starts.
 - meter-export: ``meter-export --config-file F run --once`` in this process
-  (cli.main), auth_type none + endpoint, default [ceilometer] options
-  (strategy auto = keyset, page_size 1000), into a fresh PostgreSQL database
-  made by ``dbsync`` before the clock starts; only the run is timed, client
-  set-up included. One figure per ``--max-window``.
+  (cli.main), auth_type none + endpoint, every option at its default except
+  ``[sync] initial_start = -P30D``, into a fresh PostgreSQL database made by
+  ``dbsync`` before the clock starts; only the run is timed, client set-up
+  included. The requests of each stream come from its log line.
 
 Figures are samples/s, median of the rounds, and the ratio meter-export /
 baseline.
@@ -27,6 +28,7 @@ baseline.
 
 import argparse
 import datetime
+import logging
 import os
 import shutil
 import sys
@@ -45,9 +47,9 @@ METERS = {"cpu": ("cumulative", "ns"), "memory": ("gauge", "MB"), "vcpus": ("gau
 PROJECT = "bench-project"
 
 
-def seed(server, resources, start):
+def seed(server, resources, start, days):
     samples = []
-    for i in range(288):
+    for i in range(288 * days):
         ts = start + datetime.timedelta(minutes=5 * i)
         for r in range(resources):
             for meter, (kind, unit) in METERS.items():
@@ -66,7 +68,10 @@ def seed(server, resources, start):
                 )
     watch = time.perf_counter()
     inserted = server.seed(samples)
-    say("seeded %d samples (%d resources x %d meters x 288) in %.1fs" % (inserted, resources, len(METERS), time.perf_counter() - watch))
+    say(
+        "seeded %d samples (%d resources x %d meters x %d) from %s in %.1fs"
+        % (inserted, resources, len(METERS), 288 * days, start, time.perf_counter() - watch)
+    )
     return inserted
 
 
@@ -78,7 +83,14 @@ class NoProbeClient(ceilometer_client.Client):
         return None
 
 
-def baseline(endpoint, start, end, limit):
+def read_span():
+    """What a first pass with initial_start = -P30D reads, naive UTC."""
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return now - datetime.timedelta(days=30), now - datetime.timedelta(seconds=600)
+
+
+def baseline(endpoint, limit):
+    start, end = read_span()
     client = NoProbeClient(session=ks_session.Session(auth=noauth.NoAuth(endpoint=endpoint)))
     watch = time.perf_counter()
     count = 0
@@ -89,10 +101,10 @@ def baseline(endpoint, start, end, limit):
             {"field": "timestamp", "op": "lt", "value": end.isoformat()},
         ]
         count += len(client.new_samples.list(q=q, limit=limit))
-    return count, time.perf_counter() - watch
+    return count, time.perf_counter() - watch, len(METERS)
 
 
-def meter_export(endpoint, start, workdir, max_window):
+def meter_export(endpoint, workdir):
     db = common.Database()
     try:
         filters = "filters:\n  - name: bench\n    query: {project_id: %s}\n    meters: [%s]\n" % (PROJECT, ", ".join(METERS))
@@ -102,14 +114,19 @@ def meter_export(endpoint, start, workdir, max_window):
             "driver = ceilometer",
             {"auth_type": "none", "endpoint": endpoint},
             filters,
-            sync={"initial_start": start.isoformat() + "Z", "settle": 0, "lookback": 0, "max_window": max_window},
+            sync={"initial_start": "-P30D"},
         )
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
-        code, seconds = common.in_process(config, "run", "--once")
+        lines = common.StreamLines()
+        logging.getLogger("meter_export.sync").addHandler(lines)
+        try:
+            code, seconds = common.in_process(config, "run", "--once")
+        finally:
+            logging.getLogger("meter_export.sync").removeHandler(lines)
         if code:
             raise RuntimeError("run --once exited %d" % code)
-        return db.count(), seconds
+        return db.count(), seconds, lines.requests()
     finally:
         db.drop()
 
@@ -117,8 +134,8 @@ def meter_export(endpoint, start, workdir, max_window):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--resources", type=int, default=100)
+    parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-window", type=int, nargs="+", default=[3600, 86400])
     args = parser.parse_args()
     common.header("e2e_ceilometer: real Ceilometer v2 API -> meter-export -> PostgreSQL vs plain python-ceilometerclient read")
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
@@ -128,26 +145,28 @@ def main():
     server.start()
     try:
         # Naive UTC, as the v2 API stores and compares timestamps.
-        end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
-        start = end - datetime.timedelta(days=1)
-        total = seed(server, args.resources, start)
-        sides = {"baseline: new_samples.list per meter": lambda: baseline(server.endpoint, start, end, total + 1)}
-        for window in args.max_window:
-            sides["meter-export run --once, max_window=%d" % window] = lambda w=window: meter_export(server.endpoint, start, workdir, w)
+        end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None) - datetime.timedelta(days=10)
+        total = seed(server, args.resources, end - datetime.timedelta(days=args.days), args.days)
+        sides = {
+            "baseline: new_samples.list per meter": lambda: baseline(server.endpoint, total + 1),
+            "meter-export run --once (defaults)": lambda: meter_export(server.endpoint, workdir),
+        }
         times = {name: [] for name in sides}
-        counts = {}
+        counts, requests = {}, {}
         for round_ in range(args.repeat):
             for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
-                counts[name], seconds = sides[name]()
+                counts[name], seconds, requests[name] = sides[name]()
                 times[name].append(seconds)
                 say("  round %d  %-42s %7d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
         say("%d samples, median of %d rounds:" % (total, args.repeat))
         base = total / common.median(times["baseline: new_samples.list per meter"])
         for name, t in times.items():
             rate = counts[name] / common.median(t)
-            say("  %-42s %7.2fs %8.0f samples/s  x%.2f of the baseline" % (name, common.median(t), rate, rate / base))
+            sent = requests[name] if isinstance(requests[name], int) else sum(requests[name].values())
+            say("  %-42s %7.2fs %8.0f samples/s  x%.2f of the baseline, %d requests" % (name, common.median(t), rate, rate / base, sent))
             if counts[name] != total:
                 say("  WARNING: %s read %d samples, %d were seeded" % (name, counts[name], total))
+        say("  meter-export requests per stream: %s" % common.per_stream(requests["meter-export run --once (defaults)"]))
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

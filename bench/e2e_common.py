@@ -6,8 +6,10 @@ tools/telemetry_stack, as in tests/functional.
 """
 
 import datetime
+import logging
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -143,3 +145,22 @@ def startup_seconds(repeat=3):
         subprocess.run([sys.executable, "-c", code], check=True)
         times.append(time.perf_counter() - started)
     return median(times)
+
+
+class StreamLines(logging.Handler):
+    """Keeps the per-stream log lines of a pass (they carry the requests)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        if record.getMessage().startswith("Stream "):
+            self.lines.append(record.getMessage())
+
+    def requests(self):
+        return {line.split(":", 1)[0][7:]: int(re.search(r"(\d+) requests", line).group(1)) for line in self.lines}
+
+
+def per_stream(requests):
+    return ", ".join("%s %d" % kv for kv in sorted(requests.items()))

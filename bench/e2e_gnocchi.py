@@ -1,45 +1,61 @@
-"""End-to-end sync from a real Gnocchi into PostgreSQL, beside a plain gnocchiclient read.
+"""Catch-up and steady state from a real Gnocchi into PostgreSQL, beside plain gnocchiclient reads.
 
 Usage (from the repository root; PostgreSQL from METER_EXPORT_TEST_PG_URL)::
 
-    .venv/bin/python bench/e2e_gnocchi.py [--large] [--repeat 3] [--max-window 3600 86400]
-        [--large-repeat 2] [--large-max-window 86400]
+    .venv/bin/python bench/e2e_gnocchi.py [--resources 200] [--empty 50] [--days 3] [--repeat 2]
+        [--rss] [--steady-resources 1000] [--skip-steady]
 
 Starts a real Gnocchi 4.7.1 (tools/telemetry_stack, fresh workdir and
-indexer DB), seeds one project of 200 instances x 3 meters (cpu, memory,
-vcpus) x one day of 5-minute points (172,800 points), and with --large a
-second project of 200 instances x 5 days (864,000 points; more
-instances were too slow to create one POST each on a loaded machine); waits until metricd has
-processed everything. Then, per data set, ``--repeat`` rounds, the order of
-the two sides alternating between rounds:
+indexer DB) and runs, with meter-export's DEFAULT options except
+``[sync] initial_start = -P30D``:
 
-- baseline: what a person would write with gnocchiclient to read the same
-  samples, with no database: one ``client.aggregates.fetch("(metric <meter>
-  mean)", resource_type="instance", search={"=": {"project_id": P}}, start,
-  stop, granularity=300)`` per meter over the whole day. Per meter because
-  that is how meter-export reads (one stream per meter, all the filter's
-  resources per request); the single request for the three meters is timed
-  too and printed as a second baseline.
-- meter-export: ``meter-export --config-file F run --once`` in this process
-  (cli.main), into a fresh PostgreSQL database made by ``dbsync`` before the
-  clock starts; only the run is timed. For each ``--max-window`` (3600 is the
-  default configuration: a first pass over a day reads 24+ windows per stream).
-  Interpreter start-up of a subprocess ``meter-export`` is measured apart.
+catch-up
+    One project of ``--resources`` instances x 3 meters (cpu, memory, vcpus)
+    x ``--days`` days of 5-minute points placed inside the last 30 days
+    (ending 10 days ago), plus ``--empty`` instances whose metrics hold no
+    point at all. ``--repeat`` rounds, the order of the sides alternating:
 
-Figures are samples/s (points for the baseline, rows written for
-meter-export), median of the rounds, and the ratio meter-export / baseline.
+    - baseline "4 threads, GET per metric": what a person would write with
+      gnocchiclient, no database: one resource search, then
+      ``client.metric.get_measures(id, start, stop, granularity=300)`` for
+      every metric of the project's instances, 4 threads;
+    - baseline "one aggregates read": the best single request,
+      ``client.aggregates.fetch("(metric (cpu mean) (memory mean) (vcpus
+      mean))", resource_type, search, start, stop, granularity=300)``;
+    - meter-export: ``run --once`` in this process (cli.main) into a fresh
+      PostgreSQL database made by ``dbsync`` before the clock starts; the
+      requests of each stream are taken from its log line.
+
+    All three read [now - 30 days, now - settle). With ``--rss``, ``run
+    --once`` also runs as a child process on this set and on a second
+    project with twice the days, and its peak RSS (psutil) is printed.
+
+steady state
+    ``--steady-resources`` instances x 3 meters with one hour of points
+    ending at now - settle, on a database whose checkpoints stand at the
+    start of that hour (as a previous pass left them): the seconds and
+    requests of one ``run --once`` (the new hour, plus the lookback), then of
+    an idle pass on the catch-up set (nothing new behind its checkpoints).
+
+Figures are samples/s, median of the rounds, the ratio meter-export /
+baseline, and requests per stream.
 """
 
 import argparse
+import concurrent.futures
 import datetime
+import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
 import e2e_common as common
+import psutil
 from e2e_common import say
 from telemetry_stack import gnocchi
 from telemetry_stack import seed
@@ -51,19 +67,27 @@ POLICY = "mx-bench-5min"
 METERS = {"cpu": "ns", "memory": "MB", "vcpus": "vcpu"}
 
 
+SETTLE = datetime.timedelta(seconds=600)  # [sync] settle, default
+RSS_MARK = "peak-rss-kb="
+
+
 class DataSet:
-    def __init__(self, client, server, resources, start, end):
+    """One project: ``resources`` with points in [start, end), ``empty`` without."""
+
+    def __init__(self, client, server, resources, start, end, empty=0):
         self.project = str(uuid.uuid4())
-        self.days = (end - start).days
-        self.resources, self.start, self.end = resources, start, end
+        self.resources, self.start, self.end, self.empty = resources, start, end, empty
         watch = time.perf_counter()
         seeded = seed.seed_project(client, self.project, METERS, resources=resources, start=start, end=end, archive_policy=POLICY)
+        if empty:
+            seed.create_resources(client, self.project, empty, METERS, archive_policy=POLICY)
         pushed = time.perf_counter() - watch
-        server.wait_processed(timeout=1800)
+        server.wait_processed(timeout=3600)
         self.points = sum(len(p) for p in seeded.points.values())
         say(
-            "seeded %d instances x %d meters: %d points (created+pushed %.1fs, processed by metricd after %.1fs)"
-            % (resources, len(METERS), self.points, pushed, time.perf_counter() - watch)
+            "seeded %d instances x %d meters with %d points in [%s, %s), %d instances without data "
+            "(created+pushed %.1fs, processed by metricd after %.1fs)"
+            % (resources, len(METERS), self.points, start, end, empty, pushed, time.perf_counter() - watch)
         )
 
     def filters(self):
@@ -72,106 +96,216 @@ class DataSet:
             ", ".join(METERS),
         )
 
+    def search(self):
+        return {"=": {"project_id": self.project}}
+
 
 def count_points(answer):
     """Points in an aggregates answer with search: {resource: {metric: {agg: [...]}}}."""
     return sum(len(series) for by_metric in answer["measures"].values() for by_agg in by_metric.values() for series in by_agg.values())
 
 
-def baseline_per_meter(endpoint, data):
-    client = seed.make_client(endpoint)
+def read_span():
+    """What a first pass with initial_start = -P30D reads: [now - 30 d, now - settle)."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now - datetime.timedelta(days=30), now - SETTLE
+
+
+def baseline_threads(endpoint, data, threads=4):
+    start, end = read_span()
+    local = threading.local()
+
+    def measures(metric_id):
+        if not hasattr(local, "client"):
+            local.client = seed.make_client(endpoint)
+        return len(local.client.metric.get_measures(metric_id, start=start, stop=end, granularity=300))
+
     watch = time.perf_counter()
-    points = 0
-    for meter in METERS:
-        answer = client.aggregates.fetch(
-            "(metric %s mean)" % meter,
-            resource_type="instance",
-            search={"=": {"project_id": data.project}},
-            start=data.start,
-            stop=data.end,
-            granularity=300,
-        )
-        points += count_points(answer)
-    return points, time.perf_counter() - watch
+    client = seed.make_client(endpoint)
+    resources = client.resource.search(resource_type="instance", query=data.search(), limit=1000)
+    metric_ids = [r["metrics"][m] for r in resources for m in METERS if m in r["metrics"]]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        points = sum(pool.map(measures, metric_ids))
+    return points, time.perf_counter() - watch, 1 + len(metric_ids)
 
 
 def baseline_one_request(endpoint, data):
+    start, end = read_span()
     client = seed.make_client(endpoint)
     watch = time.perf_counter()
     operations = "(metric %s)" % " ".join("(%s mean)" % m for m in METERS)
-    answer = client.aggregates.fetch(
-        operations, resource_type="instance", search={"=": {"project_id": data.project}}, start=data.start, stop=data.end, granularity=300
+    answer = client.aggregates.fetch(operations, resource_type="instance", search=data.search(), start=start, stop=end, granularity=300)
+    return count_points(answer), time.perf_counter() - watch, 1
+
+
+def config_for(endpoint, data, workdir, db):
+    return common.write_config(
+        workdir,
+        db.url,
+        "driver = gnocchi",
+        {"auth_type": "gnocchi-basic", "user": "admin", "endpoint": endpoint},
+        data.filters(),
+        sync={"initial_start": "-P30D"},
     )
-    return count_points(answer), time.perf_counter() - watch
 
 
-def meter_export(endpoint, data, workdir, max_window):
-    db = common.Database()
+def run_pass(config):
+    """One in-process ``run --once``: (seconds, {stream: requests})."""
+    lines = common.StreamLines()
+    logger = logging.getLogger("meter_export.sync")
+    logger.addHandler(lines)
     try:
-        config = common.write_config(
-            workdir,
-            db.url,
-            "driver = gnocchi",
-            {"auth_type": "gnocchi-basic", "user": "admin", "endpoint": endpoint},
-            data.filters(),
-            sync={"initial_start": data.start.isoformat(), "settle": 0, "lookback": 0, "max_window": max_window},
-        )
-        code, _ = common.in_process(config, "dbsync")
-        assert code == 0
         # NOTE(bench): a first pass in a new process: nothing cached yet.
         gnocchi_source.parse_timestamp.cache_clear()
         code, seconds = common.in_process(config, "run", "--once")
+    finally:
+        logger.removeHandler(lines)
+    if code:
+        raise RuntimeError("run --once exited %d" % code)
+    return seconds, lines.requests()
+
+
+def meter_export(endpoint, data, workdir, keep=None):
+    """A first pass into a fresh database: (rows, seconds, requests).
+
+    ``keep`` (a list) receives (database, config) instead of dropping it.
+    """
+    db = common.Database()
+    try:
+        config = config_for(endpoint, data, workdir, db)
+        code, _ = common.in_process(config, "dbsync")
+        assert code == 0
+        seconds, requests = run_pass(config)
+        return db.count(), seconds, requests
+    finally:
+        if keep is None:
+            db.drop()
+        else:
+            keep.append((db, config))
+
+
+def catch_up(endpoint, data, workdir, repeat):
+    sides = {
+        "baseline: 4 threads, GET per metric": lambda: baseline_threads(endpoint, data),
+        "baseline: one aggregates read": lambda: baseline_one_request(endpoint, data),
+        "meter-export run --once (defaults)": lambda: meter_export(endpoint, data, workdir),
+    }
+    times = {name: [] for name in sides}
+    counts, requests = {}, {}
+    for round_ in range(repeat):
+        for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
+            counts[name], seconds, requests[name] = sides[name]()
+            times[name].append(seconds)
+            say("  round %d  %-40s %8d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
+    say("catch-up: %d samples, median of %d rounds:" % (data.points, repeat))
+    rates = {name: counts[name] / common.median(t) for name, t in times.items()}
+    threads, one = rates["baseline: 4 threads, GET per metric"], rates["baseline: one aggregates read"]
+    for name, rate in rates.items():
+        total = requests[name] if isinstance(requests[name], int) else sum(requests[name].values())
+        say(
+            "  %-40s %7.2fs %9.0f samples/s  x%.2f of 4-thread GETs, x%.2f of one aggregates read, %d requests"
+            % (name, common.median(times[name]), rate, rate / threads, rate / one, total)
+        )
+        if counts[name] != data.points:
+            say("  WARNING: %s read %d samples, %d were seeded" % (name, counts[name], data.points))
+    say("  meter-export requests per stream: %s" % common.per_stream(requests["meter-export run --once (defaults)"]))
+
+
+def sample_rss(pid, out, stop):
+    """RSS of ``pid`` every 0.1 s into ``out`` until ``stop`` is set."""
+    try:
+        proc = psutil.Process(pid)
+        while not stop.wait(0.1):
+            out.append(proc.memory_info().rss)
+    except psutil.Error:
+        pass
+
+
+def peak_rss(endpoint, data, workdir):
+    """``run --once`` as a child process: (rows, seconds, peak RSS bytes).
+
+    NOTE(bench): the peak is the largest psutil sample, not the child's
+    ru_maxrss: a child forked from this bench process (hundreds of MB after
+    the in-process rounds) reports the parent's RSS at the fork as its own
+    ru_maxrss, whatever meter-export then uses (measured: 279 and 294 MB for
+    every data set, against 108 MB with a small parent).
+    """
+    db = common.Database()
+    try:
+        config = config_for(endpoint, data, workdir, db)
+        common.cli(config, "dbsync")
+        watch = time.perf_counter()
+        cmd = [common.BIN, "--config-file", config, "run", "--once"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples, stop = [], threading.Event()
+        sampler = threading.Thread(target=sample_rss, args=(proc.pid, samples, stop))
+        sampler.start()
+        code = proc.wait()
+        stop.set()
+        sampler.join()
+        seconds = time.perf_counter() - watch
         if code:
             raise RuntimeError("run --once exited %d" % code)
-        return db.count(), seconds
+        return db.count(), seconds, max(samples, default=0)
     finally:
         db.drop()
 
 
-def bench(endpoint, data, workdir, windows, repeat):
-    sides = {
-        "baseline: aggregates.fetch per meter": lambda: baseline_per_meter(endpoint, data),
-        "baseline: one aggregates.fetch, 3 meters": lambda: baseline_one_request(endpoint, data),
-    }
-    for window in windows:
-        sides["meter-export run --once, max_window=%d" % window] = lambda w=window: meter_export(endpoint, data, workdir, w)
-    times = {name: [] for name in sides}
-    counts = {}
-    for round_ in range(repeat):
-        names = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-        for name in names:
-            counts[name], seconds = sides[name]()
-            times[name].append(seconds)
-            say("  round %d  %-45s %8d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
-    say(
-        "%d instances x %d meters x %d points = %d samples, median of %d rounds:"
-        % (data.resources, len(METERS), 288 * data.days, data.points, repeat)
-    )
-    rates = {name: counts[name] / common.median(t) for name, t in times.items()}
-    base = rates["baseline: aggregates.fetch per meter"]
-    one = rates["baseline: one aggregates.fetch, 3 meters"]
-    for name, rate in rates.items():
+def steady(endpoint, client, server, workdir, resources, idle_data):
+    end = datetime.datetime.now(datetime.UTC) - SETTLE
+    hour_start = end.replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
+    data = DataSet(client, server, resources, hour_start, end)
+    db = common.Database()
+    try:
+        config = config_for(endpoint, data, workdir, db)
+        code, _ = common.in_process(config, "dbsync")
+        assert code == 0
+        set_checkpoints(db.url, data, hour_start)
+        seconds, requests = run_pass(config)
         say(
-            "  %-45s %7.2fs %9.0f samples/s  x%.2f of per-meter baseline, x%.2f of one-request baseline"
-            % (name, common.median(times[name]), rate, rate / base, rate / one)
+            "steady state, one new hour: %d instances x %d meters, %d new points: %d rows, %.2fs, %d requests (%s)"
+            % (resources, len(METERS), data.points, db.count(), seconds, sum(requests.values()), common.per_stream(requests))
         )
-    for name in sides:
-        if counts[name] != data.points:
-            say("  WARNING: %s read %d samples, %d were seeded" % (name, counts[name], data.points))
+    finally:
+        db.drop()
+    keep = []
+    meter_export(endpoint, idle_data, workdir, keep=keep)
+    db, config = keep[0]
+    try:
+        seconds, requests = run_pass(config)
+        say(
+            "steady state, idle pass (nothing new behind %d streams): %.2fs, %d requests (%s)"
+            % (len(requests), seconds, sum(requests.values()), common.per_stream(requests))
+        )
+    finally:
+        db.drop()
+
+
+def set_checkpoints(url, data, until):
+    """Checkpoints as a pass that finished at ``until`` left them."""
+    from meter_export import checkpoint
+    from meter_export.storage.samples import Sink
+
+    sink = Sink(url)
+    try:
+        with sink.engine.begin() as conn:
+            for meter in METERS:
+                checkpoint.advance(conn, sink.checkpoints, "live", ("gnocchi", "bench", meter), until, until)
+    finally:
+        sink.close()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resources", type=int, default=200)
-    parser.add_argument("--large", action="store_true", help="Also a larger set: another project, 5 days.")
-    parser.add_argument("--large-resources", type=int, default=200)
-    parser.add_argument("--large-days", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-window", type=int, nargs="+", default=[3600, 86400])
-    parser.add_argument("--large-max-window", type=int, nargs="+", default=[86400])
-    parser.add_argument("--large-repeat", type=int, default=2)
+    parser.add_argument("--resources", type=int, default=200, help="instances with data in the catch-up set")
+    parser.add_argument("--empty", type=int, default=50, help="instances without any point in the catch-up set")
+    parser.add_argument("--days", type=int, default=3, help="days of 5-minute points in the catch-up set")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rss", action="store_true", help="peak RSS of run --once on the set and on one with twice the days")
+    parser.add_argument("--steady-resources", type=int, default=1000)
+    parser.add_argument("--skip-steady", action="store_true")
     args = parser.parse_args()
-    common.header("e2e_gnocchi: real Gnocchi -> meter-export -> PostgreSQL vs plain gnocchiclient read")
+    common.header("e2e_gnocchi: real Gnocchi -> meter-export -> PostgreSQL vs plain gnocchiclient reads")
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
     venvs.ensure("gnocchi")
     workdir = tempfile.mkdtemp(prefix="mx-bench-gnocchi-")
@@ -180,15 +314,19 @@ def main():
     try:
         client = seed.make_client(server.endpoint)
         seed.ensure_resource_types(client)
-        seed.ensure_archive_policy(client, POLICY, granularity=300)
-        end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
-        start = end - datetime.timedelta(days=1)
-        sets = [(DataSet(client, server, args.resources, start, end), args.max_window, args.repeat)]
-        if args.large:
-            large_start = end - datetime.timedelta(days=args.large_days)
-            sets.append((DataSet(client, server, args.large_resources, large_start, end), args.large_max_window, args.large_repeat))
-        for data, windows, repeat in sets:
-            bench(server.endpoint, data, workdir, windows, repeat)
+        seed.ensure_archive_policy(client, POLICY, granularity=300, timespan=86400 * 40)
+        end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0) - datetime.timedelta(days=10)
+        data = DataSet(client, server, args.resources, end - datetime.timedelta(days=args.days), end, empty=args.empty)
+        if args.repeat:
+            catch_up(server.endpoint, data, workdir, args.repeat)
+        if args.rss:
+            double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, empty=args.empty)
+            for label, dataset in (("%d days" % args.days, data), ("%d days" % (2 * args.days), double)):
+                rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir)
+                mb = peak / 2**20
+                say("  peak RSS of run --once (child, psutil every 0.1 s), %s: %d rows in %.1fs, %.1f MB" % (label, rows, seconds, mb))
+        if not args.skip_steady:
+            steady(server.endpoint, client, server, workdir, args.steady_resources, data)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 
-from meter_export import checkpoint
 from meter_export import service
 from meter_export import sources
 from meter_export import sync
@@ -87,16 +86,25 @@ class _Runner:
         self.start, self.end, self.progress, self.shutdown = start, end, progress, shutdown
         self._local = threading.local()
 
-    def windows(self, stream):
-        done = self.sink.checkpoint(stream.key, self.scope)
-        return checkpoint.windows(done, self.end, self.start, 0, 0, self.conf.sync.max_window)
-
-    def __call__(self, stream, windows):
+    def source(self):
         if not hasattr(self._local, "source"):
-            self._local.source = sources.get_driver(self.conf)
+            self._local.source = sources.get_driver(self.conf, self.shutdown)
+        return self._local.source
+
+    def plan(self, stream):
+        """(windows, census) left to do; a failed census is a failed stream."""
+        done = self.sink.checkpoint(stream.key, self.scope)
+        try:
+            return sync.plan(self.source(), stream, done or self.start, self.end, self.conf)
+        except Exception as e:
+            return sync.StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e), None
+
+    def __call__(self, stream, windows, census):
+        if isinstance(windows, sync.StreamResult):
+            return windows
         result = sync.StreamResult(stream)
         for window in windows:
-            result = sync.sync_stream(self._local.source, self.sink, stream, [window], self.scope, self.shutdown)
+            result = sync.sync_stream(self.source(), self.sink, stream, [window], self.scope, self.shutdown, census)
             self.progress.add(result.windows, result.written)
             if not result.complete:
                 break
@@ -123,8 +131,8 @@ def _backfill(conf, sink, streams, start, end, shutdown):
     scope = scope_for(start, end)
     progress = Progress(0)
     runner = _Runner(conf, sink, scope, start, end, progress, shutdown)
-    plan = [(s, runner.windows(s)) for s in streams]
-    progress.total = sum(len(w) for _, w in plan)
+    plan = [(s, *runner.plan(s)) for s in streams]
+    progress.total = sum(len(w) for _, w, _ in plan if isinstance(w, list))
     LOG.info("Backfill %s: %d streams, %d windows to do", scope, len(plan), progress.total)
     stop = threading.Event()
     printer = threading.Thread(target=report, args=(progress, stop), daemon=True)
@@ -135,5 +143,5 @@ def _backfill(conf, sink, streams, start, end, shutdown):
     printer.join()
     failed = [r for r in results if r.error or not r.complete]
     for r in failed:
-        LOG.error("Stream %s did not finish: %s", r.stream, r.error or "interrupted")
+        LOG.error("Stream %s did not finish: %s", r.stream, r.error or "interrupted", exc_info=r.exception)
     return 1 if failed else 0

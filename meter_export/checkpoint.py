@@ -6,23 +6,65 @@ by the sink in the same transaction as the window's last batch.
 """
 
 import datetime
+import math
 
 import sqlalchemy as sa
 
 
-def windows(checkpoint, now, initial_start, lookback, settle, max_window):
-    """Half-open windows tiling [checkpoint - lookback, now - settle).
+def span(checkpoint, now, initial_start, lookback, settle):
+    """[checkpoint - lookback, now - settle): what a pass has to read.
 
     Pure: all datetimes aware UTC, durations in seconds.
     """
     start = (checkpoint or initial_start) - datetime.timedelta(seconds=lookback)
-    end = now - datetime.timedelta(seconds=settle)
+    return start, now - datetime.timedelta(seconds=settle)
+
+
+def tiles(start, end, max_window):
+    """Half-open windows of ``max_window`` seconds tiling [start, end)."""
     step = datetime.timedelta(seconds=max_window)
     result = []
     while start < end:
         result.append((start, min(start + step, end)))
         start += step
     return result
+
+
+def plan(start, end, max_window, census=None, window_samples=None):
+    """Half-open windows tiling [start, end), sized by the work they hold.
+
+    Without a census (the source cannot count ahead) the windows are
+    ``max_window`` long. With one, a window ends where it would hold more than
+    ``window_samples`` by the census counts; a bucket fuller than that is cut
+    into equal parts. Spans the census shows empty join their neighbours, so
+    a long span without data is one window, or a few of ``max_window``, which
+    stays an upper bound on every window's length.
+
+    NOTE(sync): the window is what a crash reads again and what the
+    checkpoint moves by; memory is bounded by the source's page, not by it.
+    """
+    if census is None or not window_samples:
+        return tiles(start, end, max_window)
+    cuts, held = [start], 0
+    for part_start, _, count in _parts(census.buckets, start, end, window_samples):
+        if held and held + count > window_samples and part_start > cuts[-1]:
+            cuts.append(part_start)
+            held = 0
+        held += count
+    cuts.append(end)
+    return [window for a, b in zip(cuts, cuts[1:], strict=False) for window in tiles(a, b, max_window)]
+
+
+def _parts(buckets, start, end, most):
+    """The buckets clipped to [start, end), each cut into parts of <= most."""
+    for b_start, b_end, count in buckets:
+        b_start, b_end = max(b_start, start), min(b_end, end)
+        if b_end <= b_start or count <= 0:
+            continue
+        pieces = max(1, math.ceil(count / most))
+        step = (b_end - b_start) / pieces
+        for i in range(pieces):
+            yield b_start + step * i, (b_end if i == pieces - 1 else b_start + step * (i + 1)), count / pieces
 
 
 def _where(table, scope, key):

@@ -98,9 +98,22 @@ SYNC_OPTS = [
     ),
     cfg.IntOpt(
         "max_window",
-        default=3600,
+        default=7 * 86400,
         min=1,
-        help="Largest window, in seconds, read and committed with its checkpoint at once.",
+        help="Longest window, in seconds, read and committed with its checkpoint at once. "
+        "Windows are sized by the work they hold: where the source can count its samples "
+        "ahead (Gnocchi), a window ends at window_samples, and spans without data cost no "
+        "request; this bounds them all, and is the window length where the source cannot "
+        "count (Ceilometer). A larger value makes a catch-up need fewer requests; a crash "
+        "reads at most one window again.",
+    ),
+    cfg.IntOpt(
+        "window_samples",
+        default=500000,
+        min=1,
+        help="Samples a window holds at most, by the source's count taken at the start of "
+        "the pass: what a crash reads again. Memory does not depend on it (a window is read "
+        "and written page by page).",
     ),
     cfg.StrOpt(
         "initial_start",

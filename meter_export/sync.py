@@ -1,9 +1,10 @@
 """The one pipeline, used by the worker and by backfill.
 
-source.fetch -> pages -> sink.write in batches; the write that ends a window
-also advances the stream's checkpoint to the window's end, in the same
-transaction. Anything interrupted before that write is simply read again:
-the upsert on message_id makes a replay harmless.
+source.census -> checkpoint.plan -> windows; then per window source.fetch ->
+pages -> sink.write in batches; the write that ends a window also advances
+the stream's checkpoint to the window's end, in the same transaction.
+Anything interrupted before that write is simply read again: the upsert on
+message_id makes a replay harmless.
 """
 
 import dataclasses
@@ -27,6 +28,8 @@ class StreamResult:
     seconds: float = 0.0
     error: str = None
     complete: bool = True
+    requests: int = 0
+    exception: BaseException = dataclasses.field(default=None, compare=False, repr=False)
 
 
 class Interrupted(Exception):
@@ -38,10 +41,10 @@ def streams(source_name, filters):
     return [Stream(source_name, f, m) for f in filters for m in f.meters]
 
 
-def _pages(source, stream, windows):
+def _pages(source, stream, windows, census=None):
     """(end, page) of each window in order; page None closes a window."""
     for start, end in windows:
-        yield from ((end, page) for page in source.fetch(stream, start, end))
+        yield from ((end, page) for page in source.fetch(stream, start, end, census))
         yield end, None
 
 
@@ -82,18 +85,11 @@ def _write_pages(pages, sink, stream, scope, shutdown, counts):
     return True
 
 
-def sync_window(source, sink, stream, start, end, scope=schema.LIVE_SCOPE, shutdown=None):
-    """Read [start, end) completely and write it; returns (written, quarantined).
-
-    :raises Interrupted: see _write_pages.
-    """
-    counts = _Counts()
-    _write_pages(_pages(source, stream, [(start, end)]), sink, stream, scope, shutdown or threading.Event(), counts)
-    return counts.written, counts.quarantined
-
-
-def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None):
+def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None, census=None):
     """Sync a stream's windows in order; never raises, the result says.
+
+    NOTE(sync): nothing is logged here: the caller logs the result once, a
+    failure with its traceback (StreamResult.exception).
 
     NOTE(bench): the source is read one page ahead, in a thread, while the
     previous page is written: the API and the database then work at the same
@@ -103,54 +99,70 @@ def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown
     watch = utils.StopWatch()
     shutdown = shutdown or threading.Event()
     counts = _Counts()
-    error, complete = None, not shutdown.is_set()
+    error, complete, exception = None, not shutdown.is_set(), None
     try:
         if complete:
-            with utils.read_ahead(_pages(source, stream, windows)) as pages:
+            with utils.read_ahead(_pages(source, stream, windows, census)) as pages:
                 complete = _write_pages(pages, sink, stream, scope, shutdown, counts)
     except Interrupted:
         complete = False
     except Exception as e:
-        LOG.error("Stream %s failed, it will be retried on the next pass: %s", stream, e, exc_info=True)
-        error, complete = str(e) or type(e).__name__, False
-    return StreamResult(stream, counts.windows, counts.written, counts.quarantined, watch.elapsed(), error, complete)
+        error, complete, exception = str(e) or type(e).__name__, False, e
+    return StreamResult(stream, counts.windows, counts.written, counts.quarantined, watch.elapsed(), error, complete, exception=exception)
 
 
-def live_windows(sink, stream, conf, now):
-    """The windows a pass reads for this stream, from its live checkpoint."""
+def plan(source, stream, start, end, conf):
+    """(windows, census) tiling [start, end) for this stream.
+
+    :raises SourceError: the census failed.
+    """
+    census = source.census(stream, start, end) if start < end else None
+    return checkpoint.plan(start, end, conf.sync.max_window, census, conf.sync.window_samples), census
+
+
+def live_span(sink, stream, conf, now):
+    """[start, end) a pass reads for this stream, from its live checkpoint."""
     s = conf.sync
-    return checkpoint.windows(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle, s.max_window)
+    return checkpoint.span(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
 
 
 def run_pass(source, sink, all_streams, conf, shutdown=None, now=None):
     """One pass over the streams; a failing stream never blocks the others."""
+    source.new_pass()
     results = []
     for stream in all_streams:
         if shutdown is not None and shutdown.is_set():
             break
         now_ = now or utils.utcnow()
+        windows, sent, watch = [], getattr(source, "requests", 0), utils.StopWatch()
         try:
-            windows = live_windows(sink, stream, conf, now_)
+            windows, census = plan(source, stream, *live_span(sink, stream, conf, now_), conf)
         except Exception as e:
-            LOG.error("Stream %s: cannot read its checkpoint: %s", stream, e, exc_info=True)
-            results.append(StreamResult(stream, error=str(e), complete=False))
-            continue
-        result = sync_stream(source, sink, stream, windows, shutdown=shutdown)
-        _log_result(result, windows)
+            result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
+        else:
+            result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
+        # NOTE(sync): the census is part of the stream's cost: counted in.
+        result = dataclasses.replace(result, requests=getattr(source, "requests", 0) - sent, seconds=watch.elapsed())
+        log_result(result, windows)
         results.append(result)
     return results
 
 
-def _log_result(result, windows):
+def log_result(result, windows):
+    """The one log line of a stream's pass: INFO, or ERROR with the traceback."""
     span = "%s .. %s" % (utils.isoformat(windows[0][0]), utils.isoformat(windows[-1][1])) if windows else "nothing new"
-    LOG.info(
-        "Stream %s: %s, %d/%d windows, %d samples written, %d quarantined, %.2fs%s",
+    failed = result.error is not None
+    LOG.log(
+        logging.ERROR if failed else logging.INFO,
+        "Stream %s: %s, %d/%d windows, %d requests, %d samples written, %d quarantined, %.2fs%s",
         result.stream,
         span,
         result.windows,
         len(windows),
+        result.requests,
         result.written,
         result.quarantined,
         result.seconds,
-        " (FAILED: %s)" % result.error if result.error else "",
+        " (FAILED, retried on the next pass: %s)" % result.error if failed else "",
+        exc_info=result.exception if failed else None,
     )

@@ -1,4 +1,6 @@
-"""Small shared helpers: time, ISO 8601 parsing, retry presets."""
+"""Small shared helpers: time, ISO 8601 parsing, reading ahead in a thread.
+
+Retry presets live beside what they retry: sources/http.py, the sink."""
 
 import datetime
 import logging
@@ -6,8 +8,6 @@ import queue
 import re
 import threading
 import time
-
-import tenacity
 
 LOG = logging.getLogger(__name__)
 
@@ -62,18 +62,6 @@ class StopWatch:
 
     def elapsed(self):
         return time.monotonic() - self._start
-
-
-def retry_forever(what, shutdown=None):
-    """For start-up connections: retry until it works or we are told to stop."""
-    stop = tenacity.stop_when_event_set(shutdown) if shutdown else tenacity.stop_never
-    return tenacity.Retrying(
-        wait=tenacity.wait_exponential(multiplier=1, max=60),
-        stop=stop,
-        sleep=tenacity.nap.sleep_using_event(shutdown) if shutdown else time.sleep,
-        before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
-        reraise=True,
-    )
 
 
 class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as items)
@@ -132,19 +120,3 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
             if item is self._END:
                 return
             yield item
-
-
-def retry_request(retry_on, max_retries, sleep=time.sleep):
-    """For one API request: bounded exponential backoff, only on ``retry_on``.
-
-    ``retry_on`` are the failures that can succeed later (connection errors,
-    timeouts, 5xx, a truncated body); anything else fails at once.
-    """
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(retry_on),
-        stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=30),
-        sleep=sleep,
-        before_sleep=tenacity.before_sleep_log(LOG, logging.WARNING),
-        reraise=True,
-    )

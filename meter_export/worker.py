@@ -74,7 +74,7 @@ class Syncer:
 
     def __init__(self, conf, streams, shutdown):
         self.conf, self.streams, self.shutdown = conf, streams, shutdown
-        self.source = sources.get_driver(conf)
+        self.source = sources.get_driver(conf, shutdown)
         self.sink = sink_mod.Sink.from_conf(conf, shutdown)
 
     def one_pass(self):

@@ -8,6 +8,7 @@ downstream (the SQL sink, the checkpoint, rating) only ever sees these values.
 import abc
 import dataclasses
 import datetime
+import threading
 import typing
 
 import stevedore
@@ -95,6 +96,22 @@ class Stream:
         return "/".join(self.key)
 
 
+class Census(typing.NamedTuple):
+    """Where a stream's samples lie in [start, end), counted before reading it.
+
+    ``buckets`` are ``(start, end, count)`` in time order; a span that no
+    bucket covers held no sample when the census was taken, and a count is
+    never below the samples its bucket holds (it may be above). ``detail``
+    is the driver's own (counts per resource, say): the pipeline hands it
+    back to ``fetch`` unread.
+    """
+
+    start: datetime.datetime
+    end: datetime.datetime
+    buckets: typing.Tuple[typing.Tuple[datetime.datetime, datetime.datetime, int], ...]
+    detail: typing.Any = None
+
+
 class SourceError(Exception):
     """Base of every error a source driver raises."""
 
@@ -111,11 +128,14 @@ class SourceDriver(abc.ABC):
     """Reads samples of one stream for a time window.
 
     Drivers are built in the process that uses them (the worker child), with
-    the service's ConfigOpts; they must not touch the network in __init__.
+    the service's ConfigOpts and the shutdown Event that cuts their retry
+    backoffs short; they must not touch the network in __init__.
     """
 
-    def __init__(self, conf):
+    def __init__(self, conf, shutdown=None):
         self.conf = conf
+        self.shutdown = shutdown or threading.Event()
+        self.requests = 0  # HTTP requests sent, retries included (logged per stream)
 
     @abc.abstractmethod
     def fetch(
@@ -123,17 +143,33 @@ class SourceDriver(abc.ABC):
         stream: Stream,
         start: datetime.datetime,
         end: datetime.datetime,
+        census: typing.Optional[Census] = None,
     ) -> typing.Iterator[typing.List[Item]]:
         """Yield pages holding every sample with ``start <= timestamp < end``.
 
         Called once per window by the sync pipeline; ``start`` and ``end`` are
         timezone-aware UTC.  A sample may appear more than once (the sink
         upserts on ``message_id``), but none may be missing once the
-        generator is exhausted.
+        generator is exhausted.  ``census``, when given, is what
+        :meth:`census` answered for a span holding this window: the driver
+        may skip what it shows to be empty.
 
         :raises SourceUnavailable: the API kept failing after retries.
         :raises SourceConfigError: the API refuses this configuration.
         """
+
+    def census(self, stream: Stream, start: datetime.datetime, end: datetime.datetime) -> typing.Optional[Census]:
+        """Where the stream's samples lie in [start, end), or None: unknown.
+
+        Called once per pass and stream, before its windows are planned
+        (checkpoint.plan); it must cost far less than reading the span.
+
+        :raises SourceUnavailable: the API kept failing after retries.
+        """
+        return None
+
+    def new_pass(self):  # noqa: B027 (optional hook)
+        """A pass starts: forget what was cached for the previous one."""
 
     def close(self):  # noqa: B027 (optional hook: most drivers hold nothing to release)
         """Release connections; called when the worker stops."""
@@ -153,6 +189,8 @@ def keystone_session(conf):
     return ks_loading.load_session_from_conf_options(conf, CREDENTIALS_GROUP, auth=auth, timeout=conf.source.timeout)
 
 
-def get_driver(conf) -> SourceDriver:
+def get_driver(conf, shutdown=None) -> SourceDriver:
     """Load the source driver named by ``[source] driver``."""
-    return stevedore.driver.DriverManager("meter_export.sources", conf.source.driver, invoke_on_load=True, invoke_args=(conf,)).driver
+    return stevedore.driver.DriverManager(
+        "meter_export.sources", conf.source.driver, invoke_on_load=True, invoke_args=(conf,), invoke_kwds={"shutdown": shutdown}
+    ).driver

@@ -12,6 +12,11 @@ cycle).  Two exact fetchers (see shared/reference/ceilometer-v2-api.md §9):
   re-reads ``[start, tmin]`` (``le``); a page that is one instant only
   doubles the limit.
 
+Before a stream's windows are planned, ``census`` counts its samples per
+period with one ``GET /v2/meters/<meter>/statistics``; a window it shows
+empty costs no request. Pages are de-duplicated one at a time (see
+``fetch``), so memory is one page whatever the window.
+
 Timestamps are sent as naive UTC with 6-digit microseconds (the API drops
 offsets without converting).  Returned timestamps are naive UTC and become
 timezone-aware UTC.  Bodies are parsed with orjson straight from the
@@ -26,7 +31,7 @@ complex-query filter dict such as ``{"=": {"metadata.flavor": "m1"}}``.
 import json
 import logging
 import math
-import time
+import urllib.parse
 
 import orjson
 from ceilometerclient.v2 import client as ceilometer_client
@@ -37,6 +42,7 @@ from oslo_config import cfg
 
 from meter_export import sources
 from meter_export import utils
+from meter_export.sources import http
 
 LOG = logging.getLogger(__name__)
 
@@ -57,14 +63,12 @@ OPTS = [
     ),
 ]
 
+# NOTE(ceilometer): a census (statistics) answer holds about this many periods.
+CENSUS_BUCKETS = 100
 GONE = "this Ceilometer sends its data to Gnocchi; use [source] driver = gnocchi"
 KEYSET_ORDER = orjson.dumps([{"timestamp": "asc"}, {"message_id": "asc"}]).decode()
 SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "": "="}
 TYPES = {"integer": int, "float": float, "boolean": lambda v: str(v).lower() == "true"}
-
-
-class _TryLater(Exception):
-    """A request failed in a way that can succeed later."""
 
 
 class _NoProbeClient(ceilometer_client.Client):
@@ -267,21 +271,24 @@ def keyset_filter(stream, start, end, cursor=None):
 # -- HTTP -------------------------------------------------------------------
 
 
+def _describe(resp):
+    """The message of a non-2xx answer (sources.http picks the error)."""
+    status = resp.status_code
+    if status == 410:
+        return GONE
+    if status >= 500 or status in http.TRANSIENT_STATUS:
+        return "HTTP %d" % status
+    if status in (401, 403):
+        return "Ceilometer refused the credentials (HTTP %d: %s); exporting every project needs a token with the admin role" % (
+            status,
+            _fault(resp),
+        )
+    return "Ceilometer rejected the query (HTTP %d: %s)" % (status, _fault(resp))
+
+
 def _check_status(resp):
     """Translate an HTTP status into our errors; 2xx passes."""
-    status = resp.status_code
-    if status < 400:
-        return
-    if status == 410:
-        raise sources.SourceConfigError(GONE)
-    if status >= 500:
-        raise _TryLater("HTTP %d" % status)
-    if status in (401, 403):
-        raise sources.SourceConfigError(
-            "Ceilometer refused the credentials (HTTP %d: %s); exporting every project needs "
-            "a token with the admin role" % (status, _fault(resp))
-        )
-    raise sources.SourceConfigError("Ceilometer rejected the query (HTTP %d: %s)" % (status, _fault(resp)))
+    http.check(resp, _describe)
 
 
 def _fault(resp):
@@ -294,42 +301,34 @@ def _fault(resp):
     return str(error)[:200]
 
 
-def _decode(resp):
-    """The JSON body; NaN, Infinity and invalid UTF-8 are left to the samples.
-
-    :raises _TryLater: not JSON (cut short, an HTML error page): the same
-        request may work when sent again.
-    """
-    try:
-        body = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        # NOTE(bad-input): orjson refuses NaN/Infinity literals and invalid
-        # UTF-8 anywhere in the body.  The stdlib parser takes both (the bad
-        # bytes become lone surrogates), so only the samples holding them are
-        # quarantined (by to_item or sink.rows), not the whole page.
-        try:
-            body = json.loads(resp.content.decode("utf-8", "surrogateescape"))
-        except ValueError as e:
-            # NOTE(ceilometer): a body cut short by a dropped connection.
-            raise _TryLater("truncated or invalid JSON body (%s)" % e)
-    return body
-
-
 def _expect(body, kind):
-    """``body`` when it is a ``kind`` (or kind is None); else _TryLater."""
+    """``body`` when it is a ``kind`` (or kind is None); else TryAgain."""
     if kind is not None and not isinstance(body, kind):
-        raise _TryLater("the answer is a JSON %s, not a %s" % (type(body).__name__, kind.__name__))
+        raise http.TryAgain("the answer is a JSON %s, not a %s" % (type(body).__name__, kind.__name__))
     return body
+
+
+def held_back(items, boundary):
+    """(items to write now, samples at the page's boundary instant to keep).
+
+    NOTE(ceilometer): only the boundary instant can come again on the next
+    page (desc re-reads it; keyset may split its tie group), so only its
+    samples need remembering to de-duplicate: memory is one page.
+    """
+    if boundary is None:
+        return items, []
+    keep = [i for i in items if type(i) is sources.Sample and i.timestamp == boundary]
+    return ([i for i in items if type(i) is not sources.Sample or i.timestamp != boundary], keep) if keep else (items, [])
 
 
 class CeilometerSource(sources.SourceDriver):
     """Reads one meter's samples of a window from the Ceilometer v2 API."""
 
-    def __init__(self, conf):
-        super().__init__(conf)
+    def __init__(self, conf, shutdown=None):
+        super().__init__(conf, shutdown)
         self._client = None
         self._strategy = None
-        self._sleep = time.sleep  # tests replace it
+        self._sleep = None  # tests replace the backoff's wait
 
     # -- connection ---------------------------------------------------------
 
@@ -351,10 +350,10 @@ class CeilometerSource(sources.SourceDriver):
     def _request(self, method, url, body=None, expect=None):
         """One request with retries; returns the decoded JSON body."""
         try:
-            for attempt in utils.retry_request(_TryLater, self.conf.source.max_retries, self._sleep):
+            for attempt in http.retrying(http.TryAgain, self.conf.source.max_retries, self.shutdown, self._sleep):
                 with attempt:
                     return _expect(self._request_once(method, url, body), expect)
-        except _TryLater as e:
+        except http.TryAgain as e:
             raise sources.SourceUnavailable(
                 "%s %s failed after %d retries: %s" % (method, url.split("?")[0], self.conf.source.max_retries, e)
             )
@@ -368,20 +367,21 @@ class CeilometerSource(sources.SourceDriver):
             # which would decode every body with the stdlib json; calling the
             # plain Adapter.request on it keeps its session, endpoint and
             # headers and leaves the body to orjson.
+            self.requests += 1
             resp = ks_adapter.Adapter.request(self.client.http_client, url, method, **kwargs)
         except ks_exc.SSLError as e:
             raise sources.SourceConfigError("TLS failure talking to Ceilometer: %s" % e)
         except ks_exc.ConnectionError as e:
-            raise _TryLater(str(e))
+            raise http.TryAgain(str(e))
         except ks_exc.HttpError as e:
             # NOTE(ceilometer): raised by the auth plugin (keystone answering).
             if (e.http_status or 0) >= 500:
-                raise _TryLater(str(e))
+                raise http.TryAgain(str(e))
             raise sources.SourceConfigError("keystone refused the credentials: %s" % e)
         except (ks_exc.EndpointNotFound, ks_exc.AuthorizationFailure, ks_exc.MissingAuthPlugin, ks_exc.DiscoveryFailure) as e:
             raise sources.SourceConfigError("cannot find or authenticate to Ceilometer: %s" % e)
         _check_status(resp)
-        return _decode(resp)
+        return http.decode(resp.content)
 
     # -- strategy -----------------------------------------------------------
 
@@ -399,23 +399,45 @@ class CeilometerSource(sources.SourceDriver):
 
     # -- fetching -----------------------------------------------------------
 
-    def fetch(self, stream, start, end):
+    def fetch(self, stream, start, end, census=None):
         """Yield pages of every sample with start <= timestamp < end.
 
-        NOTE(ceilometer): the whole window is read before the first page is
-        yielded, so that a message_id read twice (re-read tie groups,
-        samples stored twice) comes out once, the last read winning.  Memory
-        is one window's samples; [sync] max_window bounds it.
+        NOTE(ceilometer): page by page: a message_id read twice within a
+        page, or at the instant two pages share (re-read tie groups, samples
+        stored twice), comes out once, the last read winning; the samples of
+        that instant are held back until the next page. Memory is one page,
+        whatever the window.
         """
+        if census is not None and census.start <= start and end <= census.end:
+            if not any(b_start < end and b_end > start for b_start, b_end, _ in census.buckets):
+                return  # NOTE(ceilometer): empty when counted: no request
         pages = {"keyset": self._keyset_pages, "desc": self._desc_pages}[self.strategy()]
-        watch = utils.StopWatch()
-        items = dedupe(
-            in_window(to_item(raw), start, end) for page in pages(stream, utils.isoformat(start), utils.isoformat(end)) for raw in page
-        )
-        LOG.debug("%s [%s, %s): %d items in %.2fs", stream, start, end, len(items), watch.elapsed())
-        size = self.conf.ceilometer.page_size
-        for i in range(0, len(items), size):
-            yield items[i : i + size]
+        held = []
+        for rows, boundary in pages(stream, utils.isoformat(start), utils.isoformat(end)):
+            items, held = held_back(dedupe(held + [in_window(to_item(raw), start, end) for raw in rows]), boundary)
+            LOG.debug("%s [%s, %s): a page of %d rows, %d items held back", stream, start, end, len(rows), len(held))
+            if items:
+                yield items
+
+    def census(self, stream, start, end):
+        """Samples per period of whole hours (about 100) in [start, end).
+
+        One ``GET /v2/meters/<meter>/statistics?period=`` (one SQL GROUP BY
+        on the server). None when the filter has a complex-query raw_query
+        (statistics take simple queries only).
+        """
+        if isinstance(stream.filter.raw_query, dict):
+            return None
+        width = 3600 * max(1, math.ceil((end - start).total_seconds() / CENSUS_BUCKETS / 3600))
+        q = [i for i in desc_query(stream, utils.isoformat(start), utils.isoformat(end), "lt") if i["field"] != "meter"]
+        path = "/v2/meters/%s/statistics" % urllib.parse.quote(stream.meter.name, safe="")
+        rows = self._request("GET", ceilometer_options.build_url(path, q, ["period=%d" % width]), expect=list)
+        try:
+            buckets = tuple(sorted((parse_timestamp(r["period_start"]), parse_timestamp(r["period_end"]), int(r["count"])) for r in rows))
+        except (ValueError, TypeError, KeyError) as e:
+            LOG.warning("%s: the statistics answer has an unknown shape (%s); every window is read", stream, e)
+            return None
+        return sources.Census(start, end, buckets)
 
     def _keyset_pages(self, stream, start, end):
         size = self.conf.ceilometer.page_size
@@ -423,10 +445,11 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             body = {"filter": orjson.dumps(keyset_filter(stream, start, end, cursor)).decode(), "orderby": KEYSET_ORDER, "limit": size}
             rows = self._request("POST", "/v2/query/samples", body, expect=list)
-            yield rows
             if len(rows) < size:
+                yield rows, None
                 return
             cursor = keyset_cursor(rows[-1], start, end)
+            yield rows, utils.parse_utc(cursor[0])
 
     def _desc_pages(self, stream, start, end):
         size = limit = self.conf.ceilometer.page_size
@@ -434,11 +457,12 @@ class CeilometerSource(sources.SourceDriver):
         while True:
             url = ceilometer_options.build_url("/v2/samples", desc_query(stream, start, upper, upper_op), ["limit=%d" % limit])
             rows = self._request("GET", url, expect=list)
-            yield rows
             if len(rows) < limit:
+                yield rows, None
                 return
             instants = {_sort_key(r) for r in rows}
             oldest = min(instants)
+            yield rows, oldest
             one_instant = len(instants) == 1
             # NOTE(ceilometer): every row newer than the page's oldest instant
             # was read; re-read that instant and what is older (le).  A page

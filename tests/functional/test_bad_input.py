@@ -311,7 +311,7 @@ GNOCCHI_CASES = [
         "normalised",
     ),
     Case("gnocchi-measures-not-an-object", gnocchi_whole(200, b"[]"), "unreadable", r"the answer has no measures object"),
-    Case("gnocchi-html-body-200", gnocchi_whole(200, proxies.HTML_BODY), "unreadable", r"malformed JSON body"),
+    Case("gnocchi-html-body-200", gnocchi_whole(200, proxies.HTML_BODY), "unreadable", r"truncated or invalid JSON body"),
     Case(
         "gnocchi-search-page-not-a-list",
         gnocchi_whole(200, b'{"resources": []}'),

@@ -206,3 +206,27 @@ def test_unreachable_is_unavailable(tmp_path):
     source = ceilometer.CeilometerSource(make_conf(tmp_path, "http://127.0.0.1:%d" % stack.free_port(), "desc"))
     with pytest.raises(sources.SourceUnavailable):
         list(source.fetch(make_stream("cpu"), T0.replace(tzinfo=UTC), (T0 + datetime.timedelta(hours=1)).replace(tzinfo=UTC)))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_census_counts_per_period_and_empty_windows_cost_no_request(tmp_path, ceilometer_server, strategy):
+    """Statistics count the filter's samples; a window they show empty is
+    not asked for, and one page at a time still reads the rest exactly."""
+    from telemetry_stack import ceilometer as stack
+
+    meter = "census." + uuid.uuid4().hex[:6]
+    day2 = T0 + datetime.timedelta(days=2)
+    seeded = stack.burst_samples(meter, T0, 60, burst=10, projects=("p0", "p1")) + stack.burst_samples(meter, day2, 30, burst=10)
+    assert ceilometer_server.seed(seeded) == len(seeded)
+    source = ceilometer.CeilometerSource(make_conf(tmp_path, ceilometer_server.endpoint, strategy))
+    stream = make_stream(meter, project_id="p0")
+    start, end = (T0 - datetime.timedelta(days=1)).replace(tzinfo=UTC), (T0 + datetime.timedelta(days=4)).replace(tzinfo=UTC)
+    census = source.census(stream, start, end)
+    assert sum(c for _, _, c in census.buckets) == 60  # 30 of p0 on day 0, 30 on day 2
+    assert [b.date() for b, _, _ in census.buckets] == [T0.date(), day2.date()]
+    sent = source.requests
+    empty_day = ((T0 + datetime.timedelta(days=1)).replace(tzinfo=UTC), day2.replace(tzinfo=UTC))
+    assert list(source.fetch(stream, *empty_day, census)) == []
+    assert source.requests == sent
+    items = [i for page in source.fetch(stream, start, end, census) for i in page]
+    assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None), project_id="p0")

@@ -6,6 +6,7 @@ rules: windows, checkpoint in the same transaction, failures, shutdown.
 """
 
 import datetime
+import logging
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from meter_export import service
+from meter_export import sources
 from meter_export import sync
 from meter_export.sources import Filter
 from meter_export.sources import MeterSpec
@@ -36,7 +38,7 @@ class ListSource(SourceDriver):
         self.shutdown_after_pages = None
         self.shutdown = None
 
-    def fetch(self, stream, start, end):
+    def fetch(self, stream, start, end, census=None):
         if stream.meter.name in self.fail_meters:
             raise SourceUnavailable("API down for %s" % stream.meter.name)
         selected = [s for s in self.samples if s.counter_name == stream.meter.name and start <= s.timestamp < end]
@@ -152,3 +154,52 @@ def test_shutdown_commits_the_batch_in_hand_but_not_the_checkpoint(conf, sink):
     source.shutdown_after_pages = None
     sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
     assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
+
+
+class CensusSource(ListSource):
+    """A ListSource that counts its samples per hour ahead, as Gnocchi does."""
+
+    def __init__(self, samples, **kwargs):
+        super().__init__(samples, **kwargs)
+        self.windows, self.censuses = [], []
+
+    def census(self, stream, start, end):
+        counts = {}
+        for s in self.samples:
+            if s.counter_name == stream.meter.name and start <= s.timestamp < end:
+                hour = s.timestamp.replace(minute=0, second=0, microsecond=0)
+                counts[hour] = counts.get(hour, 0) + 1
+        self.censuses.append((start, end))
+        return sources.Census(start, end, tuple((h, h + datetime.timedelta(hours=1), c) for h, c in sorted(counts.items())))
+
+    def fetch(self, stream, start, end, census=None):
+        assert census is not None and census.start <= start and end <= census.end
+        self.windows.append((start, end))
+        return super().fetch(stream, start, end, census)
+
+
+def test_windows_are_sized_by_the_census_not_the_clock(conf, sink):
+    # 30 days behind, data in 5 hours of it (6 samples an hour): with a
+    # budget of 12 samples a window, 3 windows, not 360 hourly ones.
+    conf.set_override("initial_start", (NOW - datetime.timedelta(days=30)).isoformat(), group="sync")
+    conf.set_override("max_window", 30 * 86400, group="sync")
+    conf.set_override("window_samples", 12, group="sync")
+    data = samples_for("cpu", 5)
+    source = CensusSource(data, page=4)
+    [result] = sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    bound = NOW - datetime.timedelta(seconds=600)
+    assert result.complete and result.windows == 3 and len(source.censuses) == 1
+    assert stored(sink) == expected(data, bound)
+    assert sink.checkpoint(("mem", "f", "cpu")) == bound
+    # An idle pass: one census, one window over lookback + the new span.
+    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW + datetime.timedelta(minutes=5))
+    assert len(source.censuses) == 2 and len(source.windows) == 4
+
+
+def test_a_failing_stream_is_logged_once_with_its_traceback(conf, sink, caplog):
+    source = ListSource(samples_for("cpu", 2), fail_meters={"cpu"})
+    with caplog.at_level(logging.DEBUG, logger="meter_export"):
+        sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    about = [r for r in caplog.records if "mem/f/cpu" in r.getMessage() or "API down" in r.getMessage()]
+    assert len(about) == 1, [r.getMessage() for r in about]
+    assert about[0].levelno == logging.ERROR and about[0].exc_info and "API down" in about[0].getMessage()
