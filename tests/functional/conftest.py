@@ -58,3 +58,55 @@ def ceilometer_server(request, tmp_path_factory):
     from telemetry_stack import ceilometer
 
     yield from _serve(request, tmp_path_factory, "ceilometer", "Ceilometer 9.0.7", ceilometer.CeilometerServer)
+
+
+# NOTE(keystone): short on purpose: keystoneauth renews a token that has
+# less than 120 s left before each request, so with 60 s every client
+# re-authenticates all the time, and a token held past its expiry is refused
+# within a minute (test_keystone.py).  Ask for a fresh token in each test.
+KEYSTONE_TOKEN_EXPIRATION = int(os.environ.get("METER_EXPORT_KEYSTONE_TOKEN_EXPIRATION", "60"))
+
+
+@pytest.fixture(scope="session")
+def keystone_server(request, tmp_path_factory):
+    """A real Keystone 30.0.0 (SQLite, Fernet tokens, gunicorn), bootstrapped.
+
+    The bootstrap ``admin`` (``keystone_server.admin_password``) has the
+    admin role on project ``admin``; roles admin, member and reader exist.
+    Helpers: ``new_account(role, project=None)`` makes a user with that role
+    (on a new project by default) whose ``token()`` is a fresh scoped token
+    and ``credentials()`` the [service_credentials] of a password login;
+    ``create_project``, ``create_user(..., roles=[...])``, ``grant``,
+    ``token(user, password, project)``, ``validate(token)``,
+    ``register_service(name, type, url)``.  Tokens live
+    KEYSTONE_TOKEN_EXPIRATION seconds.  Builds the venv first if missing.
+    """
+    from telemetry_stack import keystone
+
+    yield from _serve(
+        request,
+        tmp_path_factory,
+        "keystone",
+        "Keystone 30.0.0",
+        lambda d: keystone.KeystoneServer(workdir=d, token_expiration=KEYSTONE_TOKEN_EXPIRATION),
+    )
+
+
+@pytest.fixture(scope="session")
+def gnocchi_keystone_server(request, tmp_path_factory, keystone_server):
+    """A second real Gnocchi 4.7.1, with auth_mode = keystone.
+
+    keystonemiddleware validates every request's token against
+    ``keystone_server`` (no token cache), and the API is in its catalog as
+    service type ``metric``.  Seed it with
+    ``seed.make_client(endpoint, keystone=keystone_server)``.
+    """
+    from telemetry_stack import gnocchi
+
+    yield from _serve(
+        request,
+        tmp_path_factory,
+        "gnocchi",
+        "Gnocchi 4.7.1 (keystone)",
+        lambda d: gnocchi.GnocchiServer(workdir=d, keystone=keystone_server),
+    )
