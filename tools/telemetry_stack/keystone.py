@@ -374,6 +374,17 @@ class KeystoneServer(processes.Server):
         except urllib.error.HTTPError as e:
             raise KeystoneError(e.code, e.read().decode(errors="replace")[:500]) from None
 
+    def revoke(self, token):
+        """Revoke ``token`` now (DELETE /v3/auth/tokens, as admin)."""
+        req = urllib.request.Request(self.auth_url + "/auth/tokens", method="DELETE")  # noqa: S310 (our own http URL)
+        req.add_header("X-Auth-Token", self.admin_token())
+        req.add_header("X-Subject-Token", token)
+        try:
+            with urllib.request.urlopen(req, timeout=30):  # noqa: S310
+                pass
+        except urllib.error.HTTPError as e:
+            raise KeystoneError(e.code, e.read().decode(errors="replace")[:500]) from None
+
     def create_project(self, name, domain=DOMAIN, description=""):
         """A new project's id."""
         body = {"project": {"name": name, "domain_id": domain, "description": description, "enabled": True}}
