@@ -82,7 +82,7 @@ def test_password_login_finds_gnocchi_in_the_catalog_and_syncs_exactly(
     project = keystone_server.new_account("member")
     expected = _seed(client, gnocchi_keystone_server, project.project_id)
     # No endpoint anywhere: keystoneauth reads Gnocchi's URL from the catalog.
-    config = e2e.write_config(tmp_path, pg_url, exporter.credentials(), _filters(project.project_id), lookback=4 * 3600)
+    config = e2e.write_config(tmp_path, pg_url, exporter.credentials(), _filters(project.project_id), lookback=4 * 3600, initial_start="-PT3H")
     e2e.cli(config, "dbsync")
     validated = _validations(keystone_server)
     e2e.cli(config, "run", "--once")
@@ -92,7 +92,7 @@ def test_password_login_finds_gnocchi_in_the_catalog_and_syncs_exactly(
     # The same login with a wrong password gets nothing in, and says why.
     wrong = dict(exporter.credentials(), password="not-" + exporter.password)
     (tmp_path / "wrong").mkdir()
-    config = e2e.write_config(tmp_path / "wrong", pg_url, wrong, _filters(project.project_id))
+    config = e2e.write_config(tmp_path / "wrong", pg_url, wrong, _filters(project.project_id), initial_start="-PT3H")
     result = e2e.cli(config, "run", "--once", check=False)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "401" in result.stderr or "authenticat" in result.stderr.lower(), result.stderr[-2000:]
@@ -139,7 +139,7 @@ def test_a_token_that_dies_mid_sync_is_renewed_and_the_sync_is_exact(
     project = keystone_server.new_account("member")
     expected = _seed(client, gnocchi_keystone_server, project.project_id)
     with _HoldOneRequest(gnocchi_keystone_server.endpoint, keystone_server) as proxy:
-        config = e2e.write_config(tmp_path, pg_url, exporter.credentials(), _filters(project.project_id), lookback=4 * 3600)
+        config = e2e.write_config(tmp_path, pg_url, exporter.credentials(), _filters(project.project_id), lookback=4 * 3600, initial_start="-PT3H")
         with open(config, "a") as f:
             f.write("[gnocchi]\nendpoint_override = %s\n" % proxy.endpoint)
         e2e.cli(config, "dbsync")
