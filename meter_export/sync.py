@@ -12,8 +12,8 @@ import threading
 
 from meter_export import checkpoint
 from meter_export import utils
-from meter_export.sink import sql
 from meter_export.sources import Stream
+from meter_export.storage import schema
 
 LOG = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _write_pages(pages, sink, stream, scope, shutdown, counts):
     return True
 
 
-def sync_window(source, sink, stream, start, end, scope=sql.LIVE_SCOPE, shutdown=None):
+def sync_window(source, sink, stream, start, end, scope=schema.LIVE_SCOPE, shutdown=None):
     """Read [start, end) completely and write it; returns (written, quarantined).
 
     :raises Interrupted: see _write_pages.
@@ -92,7 +92,7 @@ def sync_window(source, sink, stream, start, end, scope=sql.LIVE_SCOPE, shutdown
     return counts.written, counts.quarantined
 
 
-def sync_stream(source, sink, stream, windows, scope=sql.LIVE_SCOPE, shutdown=None):
+def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None):
     """Sync a stream's windows in order; never raises, the result says.
 
     NOTE(bench): the source is read one page ahead, in a thread, while the
