@@ -7,7 +7,8 @@ against the real Gnocchi 4.7.1 into PostgreSQL, three SIGHUPs in a row:
    meter lands, and two children split the two streams;
 2. the filters file is broken: one error line names ``[sync] filters_file``,
    and the children, forked again, still sync the old streams (a resource
-   added after the refusal lands);
+   added after the refusal lands); then ``[sync] workers = 0`` is refused
+   the same way;
 3. ``[sync] workers`` goes back to 1 with a good file.
 
 At the end the table is exactly what was pushed, each sample once.
@@ -112,6 +113,14 @@ def test_sighup_reloads_filters_and_workers_and_keeps_the_old_on_a_bad_file(pg_u
         later = seed.seed_project(client, project, METERS, resources=1, start=NOW_HOUR - HOUR, end=NOW_HOUR, archive_policy=POLICY)
         gnocchi_server.wait_processed(timeout=120)
         assert e2e.wait_for(lambda: _landed(pg_url) == _expected([first, later], METERS), timeout=90), daemon.since_mark()[-3000:]
+
+        # A bad option value is refused the same way.
+        configure(["cpu", "memory"], workers=0)
+        daemon.sighup()
+        assert e2e.wait_for(lambda: "Reload refused" in daemon.since_mark(), timeout=30), daemon.since_mark()[-3000:]
+        refused = [line for line in daemon.since_mark().splitlines() if "Reload refused" in line]
+        assert len(refused) == 1 and "[sync] workers" in refused[0], refused
+        assert e2e.wait_for(lambda: len(daemon.workers_started()) == 2, timeout=30), daemon.since_mark()[-3000:]
 
         # 3. Back to one worker, which takes both streams.
         configure(["cpu", "memory"], workers=1)
