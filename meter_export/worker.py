@@ -123,6 +123,7 @@ class Reloader:
 
     def __init__(self, manager, sync_id, plan, reread):
         self.manager, self.sync_id, self.plan, self.reread = manager, sync_id, plan, reread
+        self.processes = plan.conf.sync.workers
 
     def __call__(self):
         try:
@@ -139,8 +140,20 @@ class Reloader:
             )
             return
         self.plan.state = (conf, streams)
-        self.manager.reconfigure(self.sync_id, conf.sync.workers)
         LOG.info("Reloaded: %d streams from %s over %d sync workers", len(streams), conf.sync.filters_file, conf.sync.workers)
+        self._resize(conf.sync.workers)
+
+    def _resize(self, workers):
+        # NOTE(worker): cotyledon 2.2 stops a surplus child right after
+        # respawning it, and a child signalled before it has set up its own
+        # handlers writes into the master's wake-up pipe: the master then
+        # shuts down (seen here on a 2 -> 1 reload).  So the process count
+        # only grows; surplus children get no streams (see mine()).
+        if workers > self.processes:
+            self.manager.reconfigure(self.sync_id, workers)
+            self.processes = workers
+        elif workers < self.processes:
+            LOG.warning("%d sync workers now; %d idle processes (no streams) remain until a restart", workers, self.processes - workers)
 
 
 class SyncService(cotyledon.Service):
@@ -248,12 +261,13 @@ def run(conf, once=False, reread=None):
     if conf.metrics.port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # NOTE(sink): must be set before prometheus_client is imported.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="meter-export-metrics-")
-    manager = cotyledon.ServiceManager()
-    # NOTE(worker): the glue's own reload hook re-reads the files into
-    # ``conf`` for cotyledon's options (graceful_shutdown_timeout); ours,
-    # registered after it, builds and checks a separate ConfigOpts, so a bad
-    # file never reaches the children.
-    oslo_config_glue.setup(manager, conf)
+    # NOTE(worker): cotyledon's options, but not oslo_config_glue.setup():
+    # its SIGHUP hook re-reads the files into this ``conf`` and raises on a
+    # bad value before ours runs (and each child then logs a traceback).  The
+    # Reloader checks a separate ConfigOpts instead, so a bad file reaches
+    # neither the master nor the children.
+    oslo_config_glue.register_opts(conf)
+    manager = cotyledon.ServiceManager(graceful_shutdown_timeout=conf.graceful_shutdown_timeout)
     plan = Plan(conf, streams)
     sync_id = manager.add(SyncService, workers=conf.sync.workers, args=(plan,))
     if reread is not None:

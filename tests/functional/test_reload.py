@@ -9,7 +9,8 @@ against the real Gnocchi 4.7.1 into PostgreSQL, three SIGHUPs in a row:
    and the children, forked again, still sync the old streams (a resource
    added after the refusal lands); then ``[sync] workers = 0`` is refused
    the same way;
-3. ``[sync] workers`` goes back to 1 with a good file.
+3. ``[sync] workers`` goes back to 1 with a good file: one child has both
+   streams (the surplus process stays, idle, until a restart).
 
 At the end the table is exactly what was pushed, each sample once.
 """
@@ -122,11 +123,14 @@ def test_sighup_reloads_filters_and_workers_and_keeps_the_old_on_a_bad_file(pg_u
         assert len(refused) == 1 and "[sync] workers" in refused[0], refused
         assert e2e.wait_for(lambda: len(daemon.workers_started()) == 2, timeout=30), daemon.since_mark()[-3000:]
 
-        # 3. Back to one worker, which takes both streams.
+        # 3. Back to one worker, which takes both streams; the surplus
+        # process stays, with none (see worker.Reloader._resize).
         configure(["cpu", "memory"], workers=1)
         daemon.sighup()
         assert e2e.wait_for(lambda: "Reloaded: 2 streams" in daemon.since_mark(), timeout=30), daemon.since_mark()[-3000:]
-        assert e2e.wait_for(lambda: daemon.workers_started().get(0) == 2, timeout=30), daemon.since_mark()[-3000:]
+        assert e2e.wait_for(lambda: daemon.workers_started() == {0: 2, 1: 0}, timeout=30), daemon.since_mark()[-3000:]
+        assert "1 idle processes (no streams) remain until a restart" in daemon.since_mark()
+        assert daemon.proc.poll() is None
     finally:
         code, _ = e2e.stop_worker(daemon.proc)
     assert code == 0, daemon.log()[-3000:]
