@@ -33,10 +33,10 @@ def dbsync(conf):
     return 0
 
 
-def run(conf):
+def run(conf, reread=None):
     from meter_export import worker
 
-    return worker.run(conf, once=conf.command.once)
+    return worker.run(conf, once=conf.command.once, reread=reread)
 
 
 def backfill(conf):
@@ -80,10 +80,17 @@ def _add_parsers(subparsers):
 COMMAND = cfg.SubCommandOpt("command", title="Commands", help="Run meter-export COMMAND --help for its options.", handler=_add_parsers)
 
 
+def _prepare(argv):
+    return service.prepare_service(argv, cfg.ConfigOpts(), cli_opts=[COMMAND], description=DESCRIPTION)
+
+
 def main(argv=None):
-    conf = cfg.ConfigOpts()
     try:
-        conf = service.prepare_service(argv, conf, cli_opts=[COMMAND], description=DESCRIPTION)
+        conf = _prepare(argv)
+        if conf.command.func is run:
+            # NOTE(worker): SIGHUP re-reads the same command line into a new
+            # ConfigOpts, checked like this one before it replaces it.
+            return run(conf, reread=lambda: _prepare(argv))
         return conf.command.func(conf)
     except service.ConfigError as e:
         sys.stderr.write("meter-export: configuration error: %s\n" % e)

@@ -91,13 +91,83 @@ class Syncer:
         self.sink.close()
 
 
+class Plan:
+    """What the master hands each sync child it forks: (conf, streams).
+
+    NOTE(worker): cotyledon builds every child, a respawned one too, from the
+    args given to ServiceManager.add(), and reconfigure() changes only the
+    worker count.  The args hold this box, and a SIGHUP in the master swaps
+    its content, so the children forked after it (memory copied by fork, or
+    the box pickled at start under spawn) start from the new options and
+    filters.  One attribute, so a fork never sees half a swap.
+    """
+
+    def __init__(self, conf, streams):
+        self.state = (conf, streams)
+
+    @property
+    def conf(self):
+        return self.state[0]
+
+    @property
+    def streams(self):
+        return self.state[1]
+
+
+class Reloader:
+    """The master's SIGHUP hook: take the new configuration, or keep the old.
+
+    :param reread: builds a fresh, checked ConfigOpts from the command line
+        the daemon was started with (raises service.ConfigError).
+    """
+
+    def __init__(self, manager, sync_id, plan, reread):
+        self.manager, self.sync_id, self.plan, self.reread = manager, sync_id, plan, reread
+        self.processes = plan.conf.sync.workers
+
+    def __call__(self):
+        try:
+            conf = self.reread()
+            streams = load_streams(conf)
+            check_ready(conf)
+        except service.ConfigError as e:
+            old = self.plan.conf
+            LOG.error(
+                "Reload refused, keeping the running configuration (%d streams, %d sync workers): %s",
+                len(self.plan.streams),
+                old.sync.workers,
+                e,
+            )
+            return
+        self.plan.state = (conf, streams)
+        LOG.info("Reloaded: %d streams from %s over %d sync workers", len(streams), conf.sync.filters_file, conf.sync.workers)
+        self._resize(conf.sync.workers)
+
+    def _resize(self, workers):
+        # NOTE(worker): cotyledon 2.2 stops a surplus child right after
+        # respawning it, and a child signalled before it has set up its own
+        # handlers writes into the master's wake-up pipe: the master then
+        # shuts down (seen here on a 2 -> 1 reload).  So the process count
+        # only grows; surplus children get no streams (see mine()).
+        if workers > self.processes:
+            self.manager.reconfigure(self.sync_id, workers)
+            self.processes = workers
+        elif workers < self.processes:
+            LOG.warning("%d sync workers now; %d idle processes (no streams) remain until a restart", workers, self.processes - workers)
+
+
 class SyncService(cotyledon.Service):
-    """A pass every [sync] delay seconds, sleeping only what is left."""
+    """A pass every [sync] delay seconds, sleeping only what is left.
+
+    A SIGHUP ends the child after the batch in hand (cotyledon's default
+    reload); the master forks it again from the Plan the Reloader updated.
+    """
 
     name = "sync"
 
-    def __init__(self, worker_id, conf, streams):
+    def __init__(self, worker_id, plan):
         super().__init__(worker_id)
+        conf, streams = plan.state
         service.setup_logging(conf)  # lost in the child under forkserver/spawn
         self.conf = conf
         self.streams = mine(streams, worker_id, conf.sync.workers)
@@ -182,7 +252,8 @@ def run_once(conf, streams):
     return 1 if unfinished else 0
 
 
-def run(conf, once=False):
+def run(conf, once=False, reread=None):
+    """The worker; ``reread`` (see Reloader) makes SIGHUP reload the configuration."""
     streams = load_streams(conf)
     check_ready(conf)
     if once:
@@ -190,9 +261,17 @@ def run(conf, once=False):
     if conf.metrics.port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # NOTE(sink): must be set before prometheus_client is imported.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="meter-export-metrics-")
-    manager = cotyledon.ServiceManager()
-    oslo_config_glue.setup(manager, conf)
-    manager.add(SyncService, workers=conf.sync.workers, args=(conf, streams))
+    # NOTE(worker): cotyledon's options, but not oslo_config_glue.setup():
+    # its SIGHUP hook re-reads the files into this ``conf`` and raises on a
+    # bad value before ours runs (and each child then logs a traceback).  The
+    # Reloader checks a separate ConfigOpts instead, so a bad file reaches
+    # neither the master nor the children.
+    oslo_config_glue.register_opts(conf)
+    manager = cotyledon.ServiceManager(graceful_shutdown_timeout=conf.graceful_shutdown_timeout)
+    plan = Plan(conf, streams)
+    sync_id = manager.add(SyncService, workers=conf.sync.workers, args=(plan,))
+    if reread is not None:
+        manager.register_hooks(on_reload=Reloader(manager, sync_id, plan, reread))
     if conf.metrics.port:
         manager.add(MetricsService, workers=1, args=(conf,))
     manager.run()

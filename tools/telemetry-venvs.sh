@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build (idempotently) the private venvs of the real telemetry services.
-# Usage: tools/telemetry-venvs.sh gnocchi|ceilometer|all
+# Usage: tools/telemetry-venvs.sh gnocchi|ceilometer|keystone|all
 # They go to ${METER_EXPORT_STACK_DIR:-$HOME/.cache/meter-export}/<name>-<version>.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -58,3 +58,57 @@ def ceilometer_server(request, tmp_path_factory):
     from telemetry_stack import ceilometer
 
     yield from _serve(request, tmp_path_factory, "ceilometer", "Ceilometer 9.0.7", ceilometer.CeilometerServer)
+
+
+# NOTE(keystone): keystoneauth renews a token before each request once it
+# has less than 120 s left, so below 120 s every client logs in again for
+# every request (5 logins per Gnocchi request were measured: minutes per
+# sync).  130 s keeps tokens short-lived, each renewed after ~10 s of use, so
+# a sync of more than a few seconds runs on several tokens.  Ask for a fresh
+# token in each test.
+KEYSTONE_TOKEN_EXPIRATION = int(os.environ.get("METER_EXPORT_KEYSTONE_TOKEN_EXPIRATION", "130"))
+
+
+@pytest.fixture(scope="session")
+def keystone_server(request, tmp_path_factory):
+    """A real Keystone 30.0.0 (SQLite, Fernet tokens, gunicorn), bootstrapped.
+
+    The bootstrap ``admin`` (``keystone_server.admin_password``) has the
+    admin role on project ``admin``; roles admin, member and reader exist.
+    Helpers: ``new_account(role, project=None)`` makes a user with that role
+    (on a new project by default) whose ``token()`` is a fresh scoped token
+    and ``credentials()`` the [service_credentials] of a password login;
+    ``create_project``, ``create_user(..., roles=[...])``, ``grant``,
+    ``token(user, password, project)``, ``validate(token)``,
+    ``register_service(name, type, url)``.  Tokens live
+    KEYSTONE_TOKEN_EXPIRATION seconds.  Builds the venv first if missing.
+    """
+    from telemetry_stack import keystone
+
+    yield from _serve(
+        request,
+        tmp_path_factory,
+        "keystone",
+        "Keystone 30.0.0",
+        lambda d: keystone.KeystoneServer(workdir=d, token_expiration=KEYSTONE_TOKEN_EXPIRATION),
+    )
+
+
+@pytest.fixture(scope="session")
+def gnocchi_keystone_server(request, tmp_path_factory, keystone_server):
+    """A second real Gnocchi 4.7.1, with auth_mode = keystone.
+
+    keystonemiddleware validates every request's token against
+    ``keystone_server`` (no token cache), and the API is in its catalog as
+    service type ``metric``.  Seed it with
+    ``seed.make_client(endpoint, keystone=keystone_server)``.
+    """
+    from telemetry_stack import gnocchi
+
+    yield from _serve(
+        request,
+        tmp_path_factory,
+        "gnocchi",
+        "Gnocchi 4.7.1 (keystone)",
+        lambda d: gnocchi.GnocchiServer(workdir=d, keystone=keystone_server),
+    )

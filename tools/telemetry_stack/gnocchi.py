@@ -10,6 +10,11 @@ Library use::
         server.endpoint                    # http://127.0.0.1:<port>
         server.wait_processed(timeout=60)  # metricd has aggregated everything
 
+With ``keystone=KeystoneServer`` it runs ``auth_mode = keystone``: the API
+validates every token against that Keystone (keystonemiddleware, no token
+cache), is registered in its catalog as service type ``metric``, and
+request() authenticates as the Keystone admin.
+
 CLI (the README demo)::
 
     python -m telemetry_stack.gnocchi start --workdir DIR   # prints export lines
@@ -17,9 +22,11 @@ CLI (the README demo)::
 """
 
 import base64
+import glob
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -59,8 +66,28 @@ workers = 1
 # wake metricd up, so a low delay is what makes tests fast.
 metric_processing_delay = {delay}
 [api]
-auth_mode = basic
+auth_mode = {auth_mode}
+{paste}{keystone}"""
+
+# NOTE(keystone): Gnocchi's own paste pipeline, with the one line that makes
+# keystonemiddleware read [keystone_authtoken] from our config file (by
+# default it looks for /etc/gnocchi/gnocchi.conf).
+KEYSTONE_AUTHTOKEN = """[keystone_authtoken]
+auth_type = password
+auth_url = {auth_url}
+www_authenticate_uri = {auth_url}
+username = {user}
+password = {password}
+user_domain_id = default
+project_name = {project}
+project_domain_id = default
+# NOTE(keystone): no token cache, so every request is checked by Keystone
+# (an expired or revoked token is refused at once).
+token_cache_time = -1
 """
+SERVICE_PROJECT = "service"
+SERVICE_USER = "gnocchi"
+
 
 # NOTE(gnocchi): gnocchi.rest.wsgi parses sys.argv with oslo.config, and under
 # gunicorn sys.argv is gunicorn's own; the wrapper hands gnocchi its argv.
@@ -115,10 +142,21 @@ class GnocchiServer(processes.Server):
     :param workdir: kept after stop() when given; a temporary one otherwise.
     :param pg_url: PostgreSQL server on which the database is created.
     :param processing_delay: metricd's metric_processing_delay (seconds).
+    :param keystone: a started telemetry_stack.keystone.KeystoneServer for
+        auth_mode = keystone; basic auth when None.
     """
 
     def __init__(
-        self, workdir=None, pg_url=None, venv=None, processing_delay=1, api_workers=2, api_threads=4, start_timeout=90, debug=False
+        self,
+        workdir=None,
+        pg_url=None,
+        venv=None,
+        processing_delay=1,
+        api_workers=2,
+        api_threads=4,
+        start_timeout=90,
+        debug=False,
+        keystone=None,
     ):
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="mx-gnocchi-"))
@@ -128,6 +166,7 @@ class GnocchiServer(processes.Server):
         self.api_workers, self.api_threads = api_workers, api_threads
         self.start_timeout = start_timeout
         self.debug = debug
+        self.keystone = keystone
         self.db_name = None
         self.endpoint = None
         self.pids = {}
@@ -145,6 +184,8 @@ class GnocchiServer(processes.Server):
             self._prepare()
             self._launch()
             self._wait_api()
+            if self.keystone is not None:
+                self.keystone.register_service("gnocchi", "metric", self.endpoint)
             self._check_metricd()
         except Exception as e:
             report = self._failure_report(e)
@@ -162,6 +203,9 @@ class GnocchiServer(processes.Server):
 
     def _write_files(self):
         indexer_url = _with_database(self.pg_url, self.db_name, scheme="postgresql+psycopg2")
+        auth = dict(auth_mode="basic", paste="", keystone="")
+        if self.keystone is not None:
+            auth = dict(auth_mode="keystone", paste="paste_config = %s\n" % self._write_paste(), keystone=self._keystone_section())
         with open(self.config_file, "w") as f:
             f.write(
                 CONFIG.format(
@@ -169,10 +213,36 @@ class GnocchiServer(processes.Server):
                     data=os.path.join(self.workdir, "data"),
                     delay=self.processing_delay,
                     debug=str(self.debug).lower(),
+                    **auth,
                 )
             )
         with open(os.path.join(self.workdir, "mx_gnocchi_wsgi.py"), "w") as f:
             f.write(WSGI_WRAPPER.format(config=self.config_file))
+
+    def _write_paste(self):
+        packaged = glob.glob(os.path.join(self.venv, "lib", "python*", "site-packages", "gnocchi", "rest", "api-paste.ini"))
+        if not packaged:
+            raise GnocchiStartError("gnocchi/rest/api-paste.ini not found in %s" % self.venv)
+        with open(packaged[0]) as f:
+            text = f.read()
+        section = "[filter:keystone_authtoken]\n"
+        path = os.path.join(self.workdir, "api-paste.ini")
+        with open(path, "w") as f:
+            f.write(text.replace(section, section + "oslo_config_file = %s\n" % self.config_file))
+        return path
+
+    def _keystone_section(self):
+        """[keystone_authtoken], after making Gnocchi's service user in Keystone."""
+        ks = self.keystone
+        try:
+            project = ks.project_id(SERVICE_PROJECT)
+        except IndexError:
+            project = ks.create_project(SERVICE_PROJECT)
+        # NOTE(keystone): one Keystone may serve several Gnocchis; a user name
+        # per database keeps their service users apart.
+        user, password = "%s-%s" % (SERVICE_USER, self.db_name), secrets.token_urlsafe(16)
+        ks.create_user(user, password, project=project, roles=["admin", "service"])
+        return KEYSTONE_AUTHTOKEN.format(auth_url=ks.auth_url, user=user, password=password, project=SERVICE_PROJECT)
 
     @property
     def config_file(self):
@@ -272,17 +342,24 @@ class GnocchiServer(processes.Server):
                 return
 
     def request(self, method, path, body=None, timeout=10):
-        """One JSON request as the admin user (basic auth); returns the body."""
+        """One JSON request as the admin user; returns the body."""
         data = json.dumps(body).encode() if body is not None else None
         # NOTE(gnocchi): the URL is our own http:// endpoint, never user input.
         req = urllib.request.Request(self.endpoint + path, data=data, method=method)  # noqa: S310
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"%s:" % USER.encode()).decode())
+        for name, value in self.auth_headers().items():
+            req.add_header(name, value)
         req.add_header("Accept", "application/json")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             text = resp.read()
         return json.loads(text) if text else None
+
+    def auth_headers(self):
+        """The admin's credentials: a Keystone token, or basic auth."""
+        if self.keystone is not None:
+            return {"X-Auth-Token": self.keystone.admin_token()}
+        return {"Authorization": "Basic " + base64.b64encode(b"%s:" % USER.encode()).decode()}
 
     def _failure_report(self, error):
         names = [n for n in ("upgrade", "api", "metricd") if os.path.exists(self._log(n))]
@@ -351,6 +428,8 @@ class GnocchiServer(processes.Server):
         return server
 
     def env(self):
+        if self.keystone is not None:
+            return dict(self.keystone.env(), GNOCCHI_ENDPOINT=self.endpoint)
         return {"GNOCCHI_ENDPOINT": self.endpoint, "GNOCCHI_USER": USER, "OS_AUTH_TYPE": "gnocchi-basic"}
 
 

@@ -24,6 +24,7 @@ from gnocchiclient import auth as g_auth
 from gnocchiclient import exceptions as g_exc
 from gnocchiclient.v1 import client as g_client
 from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3 as ks_v3
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +62,22 @@ class Seeded(typing.NamedTuple):
     points: typing.Dict[typing.Tuple[str, str], typing.List[typing.Tuple[datetime.datetime, float]]]
 
 
-def make_client(endpoint, user="admin"):
+def make_client(endpoint, user="admin", keystone=None):
+    """A gnocchiclient as Gnocchi's admin: basic auth, or through ``keystone``.
+
+    :param keystone: a KeystoneServer; the client then authenticates as its
+        admin and is pointed at ``endpoint`` (not at the catalog).
+    """
+    if keystone is not None:
+        auth = ks_v3.Password(
+            auth_url=keystone.auth_url,
+            username="admin",
+            password=keystone.admin_password,
+            project_name="admin",
+            user_domain_id="default",
+            project_domain_id="default",
+        )
+        return g_client.Client(session=ks_session.Session(auth=auth), adapter_options={"endpoint_override": endpoint})
     sess = ks_session.Session(auth=g_auth.GnocchiBasicPlugin(user=user, endpoint=endpoint))
     return g_client.Client(session=sess)
 

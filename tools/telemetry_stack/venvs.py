@@ -6,7 +6,7 @@ world).  A venv is rebuilt only when its pinned spec changes: the spec is
 written to a marker file as the very last build step, so a half-built venv is
 never mistaken for a good one.
 
-Usage: ``python3 -m telemetry_stack.venvs gnocchi|ceilometer|all``
+Usage: ``python3 -m telemetry_stack.venvs gnocchi|ceilometer|keystone|all``
 """
 
 import contextlib
@@ -26,9 +26,19 @@ MARKER = ".meter-export-spec"
 # keyword arguments of ensure_venv(); bump the directory name together with
 # the pins so two versions can live side by side.
 SPECS = {
+    # NOTE(keystone): the keystone extra brings keystonemiddleware, for
+    # auth_mode = keystone; the new directory name lets the venv without it
+    # live on beside while other branches still use it.
     "gnocchi": {
-        "name": "gnocchi-4.7.1",
-        "requirements": ["gnocchi[postgresql]==4.7.1", "gnocchiclient==7.2.0", "gunicorn"],
+        "name": "gnocchi-4.7.1-ks",
+        "requirements": ["gnocchi[postgresql,keystone]==4.7.1", "gnocchiclient==7.2.0", "keystonemiddleware==13.0.1", "gunicorn"],
+    },
+    # NOTE(keystone): 30.0.0 is the newest release and installs on Python
+    # 3.11 with its own oslo/SQLAlchemy 2 world; gunicorn pinned because the
+    # launcher passes --no-control-socket (gunicorn 27).
+    "keystone": {
+        "name": "keystone-30.0.0",
+        "requirements": ["keystone==30.0.0", "gunicorn==27.0.1"],
     },
     # NOTE(ceilometer): the 9.0.7 wheel declares every agent's dependency
     # (nova/glance/snmp clients, kafka, tooz, sqlalchemy-migrate, ...); the v2
