@@ -23,6 +23,7 @@ import decimal
 import typing
 
 import jmespath
+import orjson
 import voluptuous as vol
 
 from meter_export.rating import RatingError
@@ -175,3 +176,22 @@ def parse(document):
 def load(path):
     """Read and check the mappings file; raises MappingsError."""
     return parse(documents.load(path, MappingsError))
+
+
+def mapped_metadata(mapping, metadata):
+    """Distil's resource info: the type, then each field's first source present.
+
+    Values are text, as the SQL path's JSON extraction gives them; a field
+    with no source present is null.
+    """
+    info = {"type": mapping.type}
+    for field in mapping.metadata:
+        value = next((metadata[k] for k in field.sources if metadata.get(k) is not None), None)
+        if value is not None and not isinstance(value, str):
+            value = orjson.dumps(value).decode()
+        info[field.name] = value if value is None or not field.template else field.template % value
+    return info
+
+
+def mapped_resource_id(mapping, resource_id):
+    return mapping.res_id_template % resource_id if mapping.res_id_template else resource_id

@@ -176,7 +176,7 @@ RULES = {
         exact_value=lambda e: sa.cast(e, mysql.DECIMAL(38, 12)),
         rounded=lambda e, scale: sa.cast(e, mysql.DECIMAL(30, scale)),
         exact_arithmetic=True,
-        json_text=lambda col, key: sa.func.json_unquote(sa.func.json_extract(col, sa.literal(_json_path(key)))),
+        json_text=lambda col, key: sa.func.json_value(col, sa.literal(_json_path(key))),
         json_object="json_object",
         read_only_role=_mysql_read_only_role,
     ),

@@ -81,11 +81,11 @@ class ExactDecimal(sa.types.TypeDecorator):
     money never passes through binary floating point.
     """
 
-    impl = sa.Text
+    impl = sa.Numeric
     cache_ok = True
 
     def __init__(self, precision, scale):
-        super().__init__()
+        super().__init__(precision, scale)
         self.precision, self.scale = precision, scale
 
     def load_dialect_impl(self, dialect):
