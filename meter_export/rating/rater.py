@@ -14,10 +14,12 @@ import logging
 
 import sqlalchemy as sa
 
+from meter_export import checkpoint as checkpoint_mod
 from meter_export import utils
 from meter_export.rating import mappings as mappings_mod
 from meter_export.rating import statements
 from meter_export.rating import transformers
+from meter_export.storage import usage
 from meter_export.storage import views
 
 LOG = logging.getLogger(__name__)
@@ -174,3 +176,56 @@ class Rater:
                     return None
         LOG.warning("Sample %s: no volume source of meter %s found; sample not rated", row.message_id, mapping.meter)
         return None
+
+
+class PassRater:
+    """What the worker rates after a pass: the hours that pass could have changed.
+
+    State lives in the completeness table, not in this process: for every
+    stream, the checkpoint rating last caught up with. A pass reads each
+    stream from (checkpoint - lookback), so the hours from the oldest of
+    those, minus lookback, up to the newest checkpoint are rated again; the
+    cost follows the new data, not the table. Then each stream is marked
+    final up to (checkpoint read before rating - lookback).
+    """
+
+    def __init__(self, rater, stream_keys, lookback):
+        self.rater, self.keys, self.lookback = rater, list(stream_keys), lookback
+        self.marks = rater.tables["completeness"]
+        self.checkpoints = rater.tables["checkpoints"]
+
+    @classmethod
+    def from_conf(cls, conf, sink, streams):
+        """None when rating is off ([rating] mappings_file unset)."""
+        if not conf.rating.mappings_file:
+            return None
+        return cls(Rater.from_conf(conf, sink), [s.key for s in streams], conf.sync.lookback)
+
+    def pending(self, conn):
+        """(start, end, {stream key: checkpoint}) still to rate; start None: nothing."""
+        cps = {k: checkpoint_mod.get(conn, self.checkpoints, "live", k) for k in self.keys}
+        cps = {k: v for k, v in cps.items() if v is not None}
+        if not cps:
+            return None, None, cps
+        marks = usage.marks(conn, self.marks)
+        lookback = datetime.timedelta(seconds=self.lookback)
+        starts = [marks[k].rated_checkpoint - lookback for k in cps if k in marks]
+        if len(starts) < len(cps):
+            first = conn.execute(sa.select(sa.func.min(self.rater.samples.c.timestamp))).scalar()
+            starts.append(first or min(cps.values()))
+        return min(starts), max(cps.values()), cps
+
+    def after_pass(self):
+        """Rate what is pending and move the marks; False (logged) on failure."""
+        watch = utils.StopWatch()
+        try:
+            with self.rater.engine.connect() as conn:
+                start, end, cps = self.pending(conn)
+            written = self.rater.rate_range(start, end) if start is not None and start < end else 0
+            with self.rater.engine.begin() as conn:
+                usage.write_marks(conn, self.marks, cps, self.lookback, self.keys)
+        except Exception:
+            LOG.error("Rating after the pass failed; it is retried after the next one", exc_info=True)
+            return False
+        LOG.info("Rated %s .. %s: %d usage rows, %.2fs", start, end, written, watch.elapsed())
+        return True
