@@ -241,3 +241,13 @@ def test_loading_prices_twice_changes_nothing_and_an_overlap_is_refused(sink, tm
         prices_mod.load(sink.engine, sink.metadata.tables["prices"], overlapping)
     with sink.engine.connect() as conn:
         assert len(prices_mod.all_prices(conn, sink.metadata.tables["prices"])) == 7
+
+
+def test_unrated_usage_is_counted_by_a_gauge(sink, tmp_path):
+    from meter_export import metrics
+
+    sink.write(SCENARIO)
+    load_prices(sink, tmp_path)
+    make_rater(sink).rate_range(H, H + HOUR)
+    (family,) = metrics.UnratedUsageCollector(sink).collect()
+    assert [(s.labels, s.value) for s in family.samples] == [({"service": "memory"}, 1)]
