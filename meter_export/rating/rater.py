@@ -83,18 +83,17 @@ class Rater:
     def rate_hour(self, start):
         """Derive the usage of [start, start + 1 h) again; returns its row count."""
         end, now = start + HOUR, utils.utcnow()
-        written = 0
         with self.engine.begin() as conn:
             conn.execute(self.usage.delete().where(self.usage.c.period_start == start))
             for mapping in self.mappings:
                 if mapping.in_sql:
-                    written += conn.execute(self._statement(conn, mapping, start, end, now)).rowcount
+                    conn.execute(self._statement(conn, mapping, start, end, now))
                 else:
                     rows = list(self._python_rows(conn, mapping, start, end, now))
                     if rows:
                         conn.execute(self.usage.insert(), rows)
-                    written += len(rows)
-        return written
+            # NOTE(rating): psycopg gives no rowcount for INSERT ... SELECT here.
+            return conn.execute(sa.select(sa.func.count()).where(self.usage.c.period_start == start)).scalar()
 
     def _statement(self, conn, mapping, start, end, now):
         return statements.insert_hour(self.usage, self.samples, mapping, conn.dialect, start, end, self.carry, self.region, now)

@@ -28,10 +28,14 @@ def _window(samples, mapping, rules, start, end, carry):
         samples.c.project_id,
         samples.c.user_id,
         samples.c.timestamp,
-        samples.c.resource_metadata,
         v.label("v"),
         sa.func.row_number().over(partition_by=samples.c.resource_id, order_by=newest_first).label("rn"),
     ]
+    # NOTE(rating): the fields are extracted here so that the sort carries
+    # short texts and not every sample's whole metadata document.
+    for i, field in enumerate(mapping.metadata):
+        found = sa.func.coalesce(*[rules.json_text(samples.c.resource_metadata, key) for key in field.sources], None)
+        columns.append(found.label("f%d" % i))
     if mapping.transformer == "delta":
         order = (samples.c.timestamp, samples.c.message_id)
         columns.append(sa.func.lag(v).over(partition_by=samples.c.resource_id, order_by=order).label("prev"))
@@ -68,9 +72,8 @@ def _newest(w, expression):
 
 def _metadata(w, mapping, rules):
     pairs = [_text("type"), _text(mapping.type)]
-    for field in mapping.metadata:
-        found = sa.func.coalesce(*[rules.json_text(w.c.resource_metadata, key) for key in field.sources], None)
-        pairs += [_text(field.name), _newest(w, _templated(found, field.template))]
+    for i, field in enumerate(mapping.metadata):
+        pairs += [_text(field.name), _newest(w, _templated(w.c["f%d" % i], field.template))]
     return getattr(sa.func, rules.json_object)(*pairs)
 
 
