@@ -17,6 +17,7 @@ from meter_export import sources
 from meter_export import sync
 from meter_export import utils
 from meter_export import worker
+from meter_export.rating import commands as rating_commands
 from meter_export.storage import samples as sink_mod
 
 LOG = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def run(conf):
         signal.signal(sig, lambda *_: shutdown.set())
     sink = sink_mod.Sink.from_conf(conf, shutdown)
     try:
-        return _backfill(conf, sink, streams, start, end, shutdown)
+        return _backfill(conf, sink, streams, start, end, shutdown) or rating_commands.after_backfill(conf, sink, start, end)
     finally:
         sink.close()
 

@@ -45,6 +45,59 @@ def backfill(conf):
     return backfill_mod.run(conf)
 
 
+def rate(conf):
+    from meter_export.rating import commands
+
+    return commands.rate(conf)
+
+
+def prices(conf):
+    from meter_export.rating import commands
+
+    return {"load": commands.prices_load, "list": commands.prices_list}[conf.command.action](conf)
+
+
+def bi_role(conf):
+    from meter_export.rating import commands
+
+    return commands.bi_role(conf)
+
+
+def _add_rating_parsers(subparsers):
+    parser = subparsers.add_parser(
+        "rate",
+        help="Derive the hourly usage of a time range again from the samples ([rating] mappings_file).",
+        description="Rate every UTC hour of [--start, --end) (widened to whole hours): each hour's usage rows "
+        "are replaced in one transaction, so a reader never sees an hour half-rated. Resumable: started "
+        "again with the same range, an interrupted run goes on where it stopped.",
+    )
+    parser.add_argument("--start", required=True, help="ISO 8601 UTC start (inclusive), or a negative duration such as -P30D.")
+    parser.add_argument("--end", required=True, help="ISO 8601 UTC end (exclusive), or a negative duration such as -PT1H.")
+    parser.set_defaults(func=rate)
+    parser = subparsers.add_parser(
+        "prices",
+        help="Load or list the price list.",
+        description="prices load FILE merges a prices file (YAML: currency, prices: [...]) into the price list: "
+        "idempotent, and refused as a whole when a price overlaps another for the same service and region. "
+        "prices list prints it.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("load", help="Merge a prices file into the price list.")
+    load.add_argument("file", help="The prices file (YAML).")
+    actions.add_parser("list", help="Print the price list.")
+    parser.set_defaults(func=prices)
+    parser = subparsers.add_parser(
+        "bi-role",
+        help="Create a read-only database role for BI users (PostgreSQL, MariaDB/MySQL).",
+        description="Create or update a login role that can read every table and view (also those a later "
+        "dbsync adds), using [database] connection, which needs the right to create roles.",
+    )
+    parser.add_argument("--name", dest="role", required=True, help="Role (user) name.")
+    parser.add_argument("--password", help="Its password; METER_EXPORT_BI_PASSWORD takes precedence.")
+    parser.add_argument("--print", dest="print_only", action="store_true", help="Print the SQL instead of running it.")
+    parser.set_defaults(func=bi_role)
+
+
 def _add_parsers(subparsers):
     parser = subparsers.add_parser(
         "dbsync",
@@ -75,6 +128,7 @@ def _add_parsers(subparsers):
     parser.add_argument("--meter", action="append", dest="meters", help="Only this meter (repeatable).")
     parser.add_argument("--parallel", type=int, default=2, help="Streams read at once (default 2).")
     parser.set_defaults(func=backfill)
+    _add_rating_parsers(subparsers)
 
 
 COMMAND = cfg.SubCommandOpt("command", title="Commands", help="Run meter-export COMMAND --help for its options.", handler=_add_parsers)

@@ -12,6 +12,7 @@ source of truth.
 import logging
 
 import prometheus_client as prom
+import sqlalchemy as sa
 from prometheus_client import core
 from prometheus_client import multiprocess
 
@@ -59,6 +60,25 @@ class CheckpointLagCollector:
         yield family
 
 
+class UnratedUsageCollector:
+    """meter_export_rating_unrated_usage_rows: usage with no price in force, per service."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def collect(self):
+        from meter_export.storage import views
+
+        family = core.GaugeMetricFamily(
+            "meter_export_rating_unrated_usage_rows", "Usage rows with no price in force (the unrated_usage view).", labels=["service"]
+        )
+        unrated = views.unrated_usage(self.sink.metadata.tables).subquery()
+        with self.sink.engine.connect() as conn:
+            for service, count in conn.execute(sa.select(unrated.c.service, sa.func.count()).group_by(unrated.c.service)):
+                family.add_metric([service], count)
+        yield family
+
+
 def make_app(sink):
     """A WSGI app building a fresh registry per scrape (multiprocess mode)."""
 
@@ -66,6 +86,7 @@ def make_app(sink):
         registry = prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(CheckpointLagCollector(sink))
+        registry.register(UnratedUsageCollector(sink))
         return prom.make_wsgi_app(registry)(environ, start_response)
 
     return app

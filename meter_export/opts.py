@@ -124,6 +124,26 @@ SYNC_OPTS = [
     cfg.IntOpt("workers", default=1, min=1, help="Sync worker processes; streams are split among them."),
 ]
 
+RATING_OPTS = [
+    cfg.StrOpt(
+        "mappings_file",
+        help="YAML file of meter mappings (Distil's meter_mappings format) turning samples into "
+        "hourly usage. Unset: nothing is rated. Checked at start-up; an error names the entry and field.",
+    ),
+    cfg.IntOpt(
+        "carry_in",
+        default=3600,
+        min=0,
+        help="Seconds before an hour searched for the sample whose state (uptime) or counter "
+        "value (delta) carries into the hour. At least the polling interval of those meters.",
+    ),
+    cfg.StrOpt(
+        "region",
+        default="",
+        help="Region written on every usage row; prices with this region, or with none, apply to it.",
+    ),
+]
+
 METRICS_OPTS = [
     cfg.PortOpt("port", default=0, help="Port of the Prometheus metrics endpoint; 0 turns it off."),
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the metrics endpoint listens on."),
@@ -164,6 +184,7 @@ def list_opts():
             ("gnocchi", gnocchi_source.OPTS),
             ("ceilometer", ceilometer_source.OPTS),
             ("sync", SYNC_OPTS),
+            ("rating", RATING_OPTS),
             ("metrics", METRICS_OPTS),
         )
     ]

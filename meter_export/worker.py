@@ -22,6 +22,8 @@ from meter_export import service
 from meter_export import sources
 from meter_export import sync
 from meter_export import utils
+from meter_export.rating import commands as rating_commands
+from meter_export.rating import rater as rating
 from meter_export.storage import migrate
 from meter_export.storage import samples as sink_mod
 
@@ -43,6 +45,7 @@ def check_ready(conf):
     :raises service.ConfigError: before anything is read or written.
     """
     service.check_credentials(conf)
+    rating_commands.check(conf)
     target = sink_mod.Sink.from_conf(conf)
     url = target.engine.url
     if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
@@ -72,14 +75,18 @@ def mine(streams, worker_id, workers):
 class Syncer:
     """Owns a source and a sink in the process that uses them."""
 
-    def __init__(self, conf, streams, shutdown):
+    def __init__(self, conf, streams, shutdown, rated_streams=()):
         self.conf, self.streams, self.shutdown = conf, streams, shutdown
         self.source = sources.get_driver(conf, shutdown)
         self.sink = sink_mod.Sink.from_conf(conf, shutdown)
+        # NOTE(rating): one process rates (worker 0, or run --once), for all streams.
+        self.rater = rating.PassRater.from_conf(conf, self.sink, rated_streams) if rated_streams else None
 
     def one_pass(self):
         started = time.time()
         results = sync.run_pass(self.source, self.sink, self.streams, self.conf, self.shutdown)
+        if self.rater is not None and not self.shutdown.is_set():
+            self.rater.after_pass()
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
             from meter_export import metrics
 
@@ -171,12 +178,13 @@ class SyncService(cotyledon.Service):
         service.setup_logging(conf)  # lost in the child under forkserver/spawn
         self.conf = conf
         self.streams = mine(streams, worker_id, conf.sync.workers)
+        self.rated_streams = streams if worker_id == 0 else ()
         self._shutdown = threading.Event()
         self._wake_up = threading.Event()
         self._stopped = threading.Event()
 
     def run(self):
-        syncer = Syncer(self.conf, self.streams, self._shutdown)
+        syncer = Syncer(self.conf, self.streams, self._shutdown, self.rated_streams)
         LOG.info("Sync worker %d started with %d streams", self.worker_id, len(self.streams))
         try:
             while not self._shutdown.is_set():
@@ -233,7 +241,7 @@ def run_once(conf, streams):
     shutdown = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: shutdown.set())
-    syncer = Syncer(conf, streams, shutdown)
+    syncer = Syncer(conf, streams, shutdown, streams)
     try:
         results = syncer.one_pass()
     finally:

@@ -2,12 +2,15 @@
 
 Starts the real Gnocchi from tools/telemetry_stack, seeds a day of 5-minute
 usage (cpu, memory, vcpus) for three projects, then runs the real commands:
-``meter-export dbsync`` and ``meter-export run --once`` with the default
-[database] connection (an SQLite file in the working directory, ./demo).
+``meter-export dbsync``, ``meter-export prices load`` and ``meter-export run
+--once`` (which also rates the hours it synced) with the default [database]
+connection (an SQLite file in the working directory, ./demo), and ends with
+the rated cost per project.
 """
 
 import argparse
 import datetime
+import decimal
 import os
 import sqlite3
 import subprocess
@@ -31,6 +34,25 @@ filters:
       - memory
       - vcpus
 """
+MAPPINGS = """\
+- meter: vcpus
+  service: compute.vcpus
+  unit: vcpu
+  type: Virtual Machine
+  transformer: max
+  metadata: {name: {sources: [display_name]}}
+- meter: memory
+  service: compute.ram
+  unit: MB
+  type: Virtual Machine
+  transformer: max
+"""
+PRICES = """\
+currency: EUR
+prices:
+  - {service: compute.vcpus, unit: vcpu, per: hour, price: 0.012, valid_from: 2026-01-01}
+  - {service: compute.ram, unit: MB, per: hour, price: 0.0000045, valid_from: 2026-01-01}
+"""
 
 
 def seed_usage(server, projects, resources):
@@ -49,8 +71,9 @@ def seed_usage(server, projects, resources):
 
 
 def write_config(workdir, endpoint):
-    with open(os.path.join(workdir, "filters.yaml"), "w") as f:
-        f.write(FILTERS)
+    for name, text in (("filters.yaml", FILTERS), ("mappings.yaml", MAPPINGS), ("prices.yaml", PRICES)):
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write(text)
     path = os.path.join(workdir, "meter-export.conf")
     with open(path, "w") as f:
         f.write(
@@ -66,6 +89,9 @@ def write_config(workdir, endpoint):
                 initial_start = -P2D
                 # The demo's data is complete once Gnocchi has processed it.
                 settle = 0
+
+                [rating]
+                mappings_file = mappings.yaml
                 """
                 % endpoint
             )
@@ -90,6 +116,30 @@ def report(workdir, pushed):
     print("pushed to Gnocchi: %d points; exported: %d samples" % (pushed, sum(r[1] for r in rows)))
 
 
+def report_cost(workdir):
+    """Rated cost per project, read exactly (SQLite's view computes in doubles)."""
+    import sqlalchemy as sa
+
+    from meter_export.storage import schema
+    from meter_export.storage import usage
+
+    engine = sa.create_engine("sqlite:///%s" % os.path.join(workdir, "meter-export.sqlite"))
+    with engine.connect() as conn:
+        far = datetime.datetime(9999, 1, 1, tzinfo=UTC)
+        rows = usage.read_rated(conn, schema.make_metadata(), datetime.datetime(1970, 1, 1, tzinfo=UTC), far)
+    engine.dispose()
+    totals = {}
+    for r in rows:
+        key = (r.project_id, r.currency)
+        hours, cost = totals.get(key, (set(), decimal.Decimal(0)))
+        totals[key] = (hours | {r.period_start}, cost + r.cost)
+    print("\nRated cost per project (view rated_usage, prices from prices.yaml):")
+    print("%-36s %6s %8s %22s %10s" % ("project", "hours", "currency", "cost", "rounded"))
+    for (project, currency), (hours, cost) in sorted(totals.items()):
+        rounded = cost.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)
+        print("%-36s %6d %8s %22s %10s" % (project, len(hours), currency, cost.normalize(), rounded))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="demo")
@@ -105,8 +155,10 @@ def main():
         pushed = seed_usage(server, args.projects, args.resources)
         config = write_config(workdir, server.endpoint)
         meter_export(config, "dbsync")
+        meter_export(config, "prices", "load", "prices.yaml")
         meter_export(config, "run", "--once")
         report(workdir, pushed)
+        report_cost(workdir)
     finally:
         if not args.keep_running:
             server.stop()

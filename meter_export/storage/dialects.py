@@ -91,6 +91,51 @@ class Rules:
     connect_args: dict
     #: is this DBAPIError worth retrying (connection lost, deadlock, busy)?
     transient: typing.Callable
+    #: (precision, scale) -> exact numeric column type; None: kept as TEXT
+    exact_numeric: typing.Optional[typing.Callable]
+    #: (expression) -> the expression as an exact number, before aggregating
+    exact_value: typing.Callable
+    #: (expression, scale) -> the expression rounded to the usage scale
+    rounded: typing.Callable
+    #: does arithmetic in SQL keep decimals exact (views' cost, sums)?
+    exact_arithmetic: bool
+    #: (json column, key) -> the top-level key's value as text, or NULL
+    json_text: typing.Callable
+    #: name of the function building a JSON object from key, value pairs
+    json_object: str
+    #: (role, password, database) -> statements creating a read-only role
+    read_only_role: typing.Optional[typing.Callable]
+
+
+def _pg_read_only_role(role, password, database):
+    q = '"%s"' % role
+    return [
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN; END IF; END $$" % (role, q),
+        "ALTER ROLE %s WITH LOGIN PASSWORD '%s'" % (q, password.replace("'", "''")),
+        'GRANT CONNECT ON DATABASE "%s" TO %s' % (database, q),
+        "GRANT USAGE ON SCHEMA public TO %s" % q,
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s" % q,
+        # NOTE(rating): tables and views a later dbsync adds are readable too.
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %s" % q,
+    ]
+
+
+def _mysql_read_only_role(role, password, database):
+    user = "'%s'@'%%'" % role
+    return [
+        "CREATE USER IF NOT EXISTS %s IDENTIFIED BY %s" % (user, _quoted(password)),
+        "ALTER USER %s IDENTIFIED BY %s" % (user, _quoted(password)),
+        "GRANT SELECT, SHOW VIEW ON `%s`.* TO %s" % (database, user),
+    ]
+
+
+def _quoted(text):
+    # NOTE(rating): MySQL reads backslashes in string literals as escapes.
+    return "'%s'" % text.replace("\\", "\\\\").replace("'", "''")
+
+
+def _json_path(key):
+    return '$."%s"' % key.replace('"', '\\"')
 
 
 RULES = {
@@ -105,6 +150,13 @@ RULES = {
         keeps_timezone=True,
         connect_args={},
         transient=_pg_transient,
+        exact_numeric=postgresql.NUMERIC,
+        exact_value=lambda e: sa.cast(e, postgresql.NUMERIC()),
+        rounded=lambda e, scale: sa.cast(e, postgresql.NUMERIC(30, scale)),
+        exact_arithmetic=True,
+        json_text=lambda col, key: sa.func.jsonb_extract_path_text(col, sa.literal(key)),
+        json_object="jsonb_build_object",
+        read_only_role=_pg_read_only_role,
     ),
     "mysql": Rules(
         family="mysql",
@@ -118,6 +170,15 @@ RULES = {
         # NOTE(sink): local_infile for the LOAD DATA writer (storage/upsert.py).
         connect_args={"local_infile": True, "charset": "utf8mb4"},
         transient=_mysql_transient,
+        exact_numeric=mysql.DECIMAL,
+        # NOTE(rating): a double becomes its shortest decimal text, then is
+        # cut to 12 places: values of up to 15 significant digits stay exact.
+        exact_value=lambda e: sa.cast(e, mysql.DECIMAL(38, 12)),
+        rounded=lambda e, scale: sa.cast(e, mysql.DECIMAL(30, scale)),
+        exact_arithmetic=True,
+        json_text=lambda col, key: sa.func.json_value(col, sa.literal(_json_path(key))),
+        json_object="json_object",
+        read_only_role=_mysql_read_only_role,
     ),
     "sqlite": Rules(
         family="sqlite",
@@ -132,6 +193,17 @@ RULES = {
         keeps_timezone=False,
         connect_args={},
         transient=_sqlite_transient,
+        # NOTE(rating): SQLite has no exact numeric type (NUMERIC affinity
+        # turns "0.1" into a double); decimals are kept as TEXT, computed in
+        # doubles rounded to 12 places, and the exact cost is computed in
+        # Python by storage/usage.py.
+        exact_numeric=None,
+        exact_value=lambda e: e,
+        rounded=lambda e, scale: sa.func.round(e, scale),
+        exact_arithmetic=False,
+        json_text=lambda col, key: sa.cast(sa.func.json_extract(col, sa.literal(_json_path(key))), sa.Text),
+        json_object="json_object",
+        read_only_role=None,
     ),
 }
 

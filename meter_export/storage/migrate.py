@@ -9,6 +9,8 @@ from alembic import config as alembic_config
 from alembic import migration
 from alembic import script
 
+from meter_export.storage import views
+
 LOG = logging.getLogger(__name__)
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
@@ -36,6 +38,7 @@ def upgrade(sink):
         if current_revision(conn) is None and not sa.inspect(conn).has_table(sink.samples.name):
             LOG.info("Creating the schema in an empty database")
             sink.metadata.create_all(conn)
+            views.create(conn, sink.metadata)
             command.stamp(cfg, "head")
         else:
             command.upgrade(cfg, "head")

@@ -6,6 +6,7 @@ storage/migrations (a test checks the two agree).
 
 import sqlalchemy as sa
 
+from meter_export.storage.types import ExactDecimal
 from meter_export.storage.types import JSONDocument
 from meter_export.storage.types import LongText
 from meter_export.storage.types import TimestampUTC
@@ -16,6 +17,11 @@ NAME_LENGTH = 255
 TYPE_LENGTH = 32
 SCOPE_LENGTH = 80
 LIVE_SCOPE = "live"
+# Exact numerics of the rating tables: quantities to 12 decimal places,
+# prices to 18 (a price per byte-hour is tiny).
+QUANTITY = (30, 12)
+PRICE = (36, 18)
+CURRENCY_LENGTH = 3
 
 
 def make_metadata(samples_table="samples"):
@@ -66,4 +72,57 @@ def make_metadata(samples_table="samples"):
         sa.Column("fingerprint", sa.String(40), nullable=False, unique=True),
         mysql_charset="utf8mb4",
     )
+    _rating_tables(metadata)
     return metadata
+
+
+def _rating_tables(metadata):
+    """usage, prices and completeness: what rating writes (storage/views.py reads them)."""
+    usage = sa.Table(
+        "usage",
+        metadata,
+        sa.Column("service", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("resource_id", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("period_start", TimestampUTC(), primary_key=True),
+        sa.Column("period_end", TimestampUTC(), nullable=False),
+        sa.Column("project_id", sa.String(NAME_LENGTH)),
+        sa.Column("user_id", sa.String(NAME_LENGTH)),
+        sa.Column("meter", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("unit", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("region", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("quantity", ExactDecimal(*QUANTITY), nullable=False),
+        sa.Column("resource_metadata", JSONDocument()),
+        sa.Column("computed_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+    # NOTE(rating): re-rating deletes and refills whole hours; reports read by project.
+    sa.Index("ix_usage_period_start", usage.c.period_start)
+    sa.Index("ix_usage_project_period", usage.c.project_id, usage.c.period_start)
+    sa.Table(
+        "prices",
+        metadata,
+        sa.Column("service", sa.String(NAME_LENGTH), primary_key=True),
+        # NOTE(rating): "" is "every region": a primary key column cannot be NULL.
+        sa.Column("region", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("valid_from", TimestampUTC(), primary_key=True),
+        sa.Column("valid_to", TimestampUTC()),
+        sa.Column("unit", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("per", sa.String(8), nullable=False),
+        sa.Column("price", ExactDecimal(*PRICE), nullable=False),
+        sa.Column("currency", sa.String(CURRENCY_LENGTH), nullable=False),
+        sa.Column("loaded_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+    sa.Table(
+        "completeness",
+        metadata,
+        sa.Column("source", sa.String(64), primary_key=True),
+        sa.Column("filter_name", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("meter", sa.String(NAME_LENGTH), primary_key=True),
+        # the stream's checkpoint when rating last caught up with it
+        sa.Column("rated_checkpoint", TimestampUTC(), nullable=False),
+        # checkpoint - lookback: samples before it are never read again
+        sa.Column("final_until", TimestampUTC(), nullable=False),
+        sa.Column("updated_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )

@@ -5,6 +5,7 @@ rule is written once, there.
 """
 
 import datetime
+import decimal
 
 import orjson
 import sqlalchemy as sa
@@ -71,3 +72,38 @@ class LongText(sa.types.TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         return dialect.type_descriptor(dialects.rules(dialect).long_text())
+
+
+class ExactDecimal(sa.types.TypeDecorator):
+    """An exact decimal: NUMERIC/DECIMAL(precision, scale), or TEXT on SQLite.
+
+    Values go in and come out as ``decimal.Decimal``; a float is refused, so
+    money never passes through binary floating point.
+    """
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def __init__(self, precision, scale):
+        super().__init__(precision, scale)
+        self.precision, self.scale = precision, scale
+
+    def load_dialect_impl(self, dialect):
+        native = dialects.rules(dialect).exact_numeric
+        return dialect.type_descriptor(native(self.precision, self.scale) if native else sa.Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, (decimal.Decimal, int)):
+            raise TypeError("%r is a %s, not a Decimal" % (value, type(value).__name__))
+        if dialects.rules(dialect).exact_numeric:
+            return value
+        return str(decimal.Decimal(value).quantize(decimal.Decimal(1).scaleb(-self.scale), rounding=decimal.ROUND_HALF_UP))
+
+    def process_result_value(self, value, dialect):
+        if value is None or isinstance(value, decimal.Decimal):
+            return value
+        # NOTE(rating): SQLite hands back what it stored: TEXT, or a REAL
+        # where SQL arithmetic produced one; repr() is its shortest exact text.
+        return decimal.Decimal(value if isinstance(value, str) else repr(value))

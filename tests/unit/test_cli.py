@@ -28,8 +28,11 @@ def meter_export(*args, cwd):
         (("dbsync",), ["schema", "Safe to run again"]),
         (("run",), ["--once", "SIGTERM"]),
         (("backfill",), ["--start", "--end", "Resumable"]),
+        (("rate",), ["--start", "--end", "one transaction", "Resumable"]),
+        (("prices",), ["load", "list", "overlaps"]),
+        (("bi-role",), ["--name", "--password", "--print", "read every table and view"]),
     ],
-    ids=["main", "dbsync", "run", "backfill"],
+    ids=["main", "dbsync", "run", "backfill", "rate", "prices", "bi-role"],
 )
 def test_help(tmp_path, args, expected):
     result = meter_export(*args, "--help", cwd=tmp_path)
