@@ -50,6 +50,18 @@ def _sqlite_transient(exc):
     return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(exc.orig) or "busy" in str(exc.orig))
 
 
+def _pg_overlap(exc):
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "23P01"  # exclusion_violation
+
+
+def _lock_row(conn, locks, project_id, now):
+    # NOTE(billing): an UPDATE takes the row's write lock (InnoDB) or the
+    # database's RESERVED lock (SQLite, as the transaction's first statement),
+    # so the check that follows and the insert run one project at a time.
+    conn.execute(locks.update().where(locks.c.project_id == project_id).values(taken_at=now))
+
+
 def _mysql_upsert(insert, keys, columns):
     del keys  # MySQL finds the conflicting key itself
     return insert.on_duplicate_key_update({c: insert.inserted[c] for c in columns})
@@ -91,6 +103,16 @@ class Rules:
     connect_args: dict
     #: is this DBAPIError worth retrying (connection lost, deadlock, busy)?
     transient: typing.Callable
+    #: does NUMERIC keep exact decimals (and SUM add them exactly)? Where it
+    #: does not, decimals are stored as text and added up in Python.
+    exact_numeric: bool
+    #: sales orders: an exclusion constraint keeps periods apart (btree_gist)
+    orders_exclusion: bool
+    #: sales orders: (conn, locks table, project_id, now) serialising the
+    #: overlap check and the insert per project; None where the constraint does it
+    orders_lock: typing.Optional[typing.Callable]
+    #: is this IntegrityError the database refusing an overlapping order?
+    orders_overlap: typing.Callable
 
 
 RULES = {
@@ -105,6 +127,10 @@ RULES = {
         keeps_timezone=True,
         connect_args={},
         transient=_pg_transient,
+        exact_numeric=True,
+        orders_exclusion=True,
+        orders_lock=None,
+        orders_overlap=_pg_overlap,
     ),
     "mysql": Rules(
         family="mysql",
@@ -118,6 +144,10 @@ RULES = {
         # NOTE(sink): local_infile for the LOAD DATA writer (storage/upsert.py).
         connect_args={"local_infile": True, "charset": "utf8mb4"},
         transient=_mysql_transient,
+        exact_numeric=True,
+        orders_exclusion=False,
+        orders_lock=_lock_row,
+        orders_overlap=lambda exc: False,
     ),
     "sqlite": Rules(
         family="sqlite",
@@ -132,6 +162,11 @@ RULES = {
         keeps_timezone=False,
         connect_args={},
         transient=_sqlite_transient,
+        # NOTE(billing): SQLite's NUMERIC is a float; money is kept as text.
+        exact_numeric=False,
+        orders_exclusion=False,
+        orders_lock=_lock_row,
+        orders_overlap=lambda exc: False,
     ),
 }
 

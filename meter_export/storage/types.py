@@ -5,6 +5,7 @@ rule is written once, there.
 """
 
 import datetime
+import decimal
 
 import orjson
 import sqlalchemy as sa
@@ -71,3 +72,36 @@ class LongText(sa.types.TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         return dialect.type_descriptor(dialects.rules(dialect).long_text())
+
+
+class ExactDecimal(sa.types.TypeDecorator):
+    """An exact decimal: NUMERIC(precision, scale), or its text on SQLite.
+
+    Values go in and come out as Decimal; a float is refused, so money never
+    passes through binary floating point.
+    """
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def __init__(self, precision, scale):
+        super().__init__()
+        self.precision, self.scale = precision, scale
+
+    def load_dialect_impl(self, dialect):
+        if dialects.rules(dialect).exact_numeric:
+            return dialect.type_descriptor(sa.Numeric(self.precision, self.scale, asdecimal=True))
+        return dialect.type_descriptor(sa.String(self.precision + 2))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("a float is not an exact decimal: pass a Decimal or its text")
+        value = decimal.Decimal(value)
+        return value if dialects.rules(dialect).exact_numeric else str(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None or isinstance(value, decimal.Decimal):
+            return value
+        return decimal.Decimal(repr(value) if isinstance(value, float) else str(value))
