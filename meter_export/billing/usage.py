@@ -127,3 +127,10 @@ def grouped(conn, project_id, period, group_by):
     sums = _sums(conn, names, sa.and_(RATED.c.project_id == project_id, _in(period)))
     rows = [dict(zip(names, values, strict=True), quantity=t[0], cost=t[1], final=t[2]) for values, t in sums.items()]
     return sorted(rows, key=lambda r: tuple(str(r[n]) for n in names))
+
+
+def streams_complete_until(conn):
+    """[(source, filter, meter, complete_until)] of the live streams."""
+    c = _CHECKPOINTS.c
+    query = sa.select(c.source, c.filter_name, c.meter, c.complete_until).where(c.scope == schema.LIVE_SCOPE)
+    return [tuple(row) for row in conn.execute(query.order_by(c.source, c.filter_name, c.meter))]

@@ -142,3 +142,12 @@ def _billing_tables(metadata):
         sa.Column("taken_at", TimestampUTC()),
         mysql_charset="utf8mb4",
     )
+    # NOTE(api): POST /collect_usage writes here; the worker reads it while it
+    # sleeps between passes (storage/wakeups.py).
+    sa.Table(
+        "pass_requests",
+        metadata,
+        sa.Column("name", sa.String(SCOPE_LENGTH), primary_key=True),
+        sa.Column("requested_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )

@@ -175,9 +175,7 @@ def test_fifty_concurrent_creations_leave_one_order_per_period(engine):
     for a, b in zip(stored, stored[1:], strict=False):
         assert a.period.end <= b.period.start  # never overlapping
     # and no hour billed twice: the orders add up to the rated hours billed.
-    assert sum(o.total for o in stored) == sum(
-        (D("0.048") * int((o.period.end - o.period.start) / H)).quantize(D("0.01")) for o in stored
-    )
+    assert sum(o.total for o in stored) == sum((D("0.048") * int((o.period.end - o.period.start) / H)).quantize(D("0.01")) for o in stored)
 
 
 def test_postgresql_itself_refuses_an_overlapping_order(pg_url):

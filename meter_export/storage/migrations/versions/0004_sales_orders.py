@@ -1,4 +1,4 @@
-"""Sales orders, their lines, and the per-project lock rows.
+"""Sales orders, their lines, the per-project lock rows, and pass requests.
 
 On PostgreSQL an exclusion constraint (btree_gist) refuses two overlapping
 periods of a project; elsewhere storage/orders.py serialises on the lock row.
@@ -79,5 +79,11 @@ def upgrade():
         "sales_order_locks",
         sa.Column("project_id", sa.String(255), primary_key=True),
         sa.Column("taken_at", types.TimestampUTC()),
+        mysql_charset="utf8mb4",
+    )
+    op.create_table(
+        "pass_requests",
+        sa.Column("name", sa.String(80), primary_key=True),
+        sa.Column("requested_at", types.TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
