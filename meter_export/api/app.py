@@ -39,7 +39,11 @@ def _error(exc):
                 payload["parameter"] = exc.parameter
             return flask.jsonify(payload), status
     if isinstance(exc, werkzeug.exceptions.HTTPException):
-        return flask.jsonify({"error": exc.description}), exc.code
+        # NOTE(api): werkzeug's own response keeps its headers (Allow on a 405).
+        response = exc.get_response()
+        response.set_data(flask.json.dumps({"error": exc.description}))
+        response.content_type = "application/json"
+        return response
     LOG.error("Request %s %s failed", flask.request.method, flask.request.path, exc_info=exc)
     return flask.jsonify({"error": "internal error; the API log has the details"}), 500
 

@@ -11,6 +11,7 @@ from meter_export import __version__
 
 _DATE = {
     "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$",
     "description": "ISO 8601 UTC: a date (midnight) or a datetime, e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
     "example": "2026-11-01",
 }
@@ -142,7 +143,11 @@ def _paths():
         "/v1/health": {
             "get": {
                 "summary": "Completeness of every live stream",
-                "responses": {"200": _json({"type": "object", "required": ["health"]}, "every stream is fresh"), **_errors(401, 403, 503)},
+                "responses": {
+                    "200": _json(_ref("Health"), "every stream is fresh"),
+                    "503": _json(_ref("Health"), "a stream lags, or none has a checkpoint"),
+                    **_errors(401, 403),
+                },
             }
         },
         "/v1/prices": get("The price list", [], _json({"type": "object", "required": ["prices"]}, "prices")),
@@ -160,7 +165,10 @@ def _paths():
         },
         "/v1/projects/{project_id}/orders/{order_id}": get(
             "One order",
-            [_PROJECT, {"name": "order_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            [
+                _PROJECT,
+                {"name": "order_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+            ],
             order,
             404,
         ),
@@ -207,6 +215,7 @@ def document():
                         },
                     },
                     "Usage": _USAGE,
+                    "Health": {"type": "object", "required": ["health"]},
                     "Error": _ERROR,
                 },
             },

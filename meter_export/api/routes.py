@@ -18,6 +18,7 @@ from meter_export.storage import wakeups
 distil = flask.Blueprint("distil_v1", __name__)
 v1 = flask.Blueprint("v1", __name__, url_prefix="/v1")
 NAME_LENGTH = 255
+MAX_ID = 2**63 - 1  # BIGINT
 
 
 class Forbidden(Exception):
@@ -36,8 +37,11 @@ def authorize(rule, project_id=None):
         raise Forbidden("policy %s does not allow this token%s" % (rule, what))
 
 
+_ABSENT = object()
+
+
 def _text(value, name, required):
-    if value is None:
+    if value is _ABSENT:
         if required:
             raise errors.BadParameter(name, "required")
         return None
@@ -48,6 +52,7 @@ def _text(value, name, required):
 
 def body():
     """The JSON object of a Distil POST (its routes take JSON only, as Distil's did)."""
+    query()
     data = flask.request.get_json(silent=True)
     if not isinstance(data, dict):
         raise errors.BadParameter("body", "must be a JSON object sent as Content-Type: application/json")
@@ -55,7 +60,17 @@ def body():
 
 
 def param(source, name, required=False):
-    return _text(source.get(name), name, required)
+    """A string parameter; present but not a non-empty string (null, a number) is bad."""
+    return _text(source.get(name, _ABSENT), name, required)
+
+
+def query(*names):
+    """The query string, refusing a parameter the route does not take."""
+    args = flask.request.args
+    for name in args:
+        if name not in names:
+            raise errors.BadParameter(name, "unknown parameter; this route takes %s" % (", ".join(names) or "none"))
+    return args
 
 
 def project(value):
@@ -101,6 +116,7 @@ def sales_range():
 
 @distil.post("/collect_usage")
 def collect_usage():
+    query()
     authorize("meter_export:collect:post")
     now = state().billing.clock()
     wakeups.request_pass(state().billing.engine, now)
@@ -124,6 +140,7 @@ def openapi_document():
 
 @v1.get("/health")
 def health():
+    query()
     authorize("meter_export:health:get")
     now, max_age = state().billing.clock(), state().health_max_age
     with state().billing.engine.connect() as conn:
@@ -150,6 +167,7 @@ def health():
 
 @v1.get("/prices")
 def prices():
+    query()
     authorize("meter_export:prices:get")
     engine = state().billing.engine
     if not sa.inspect(engine).has_table("prices"):
@@ -162,17 +180,19 @@ def prices():
 @v1.get("/projects/<project_id>/orders")
 def list_orders(project_id):
     project(project_id)
+    args = query("start", "end")
     authorize("meter_export:orders:get", project_id)
-    start = param(flask.request.args, "start")
+    start = param(args, "start")
     if start is None:
-        if param(flask.request.args, "end") is not None:
+        if param(args, "end") is not None:
             raise errors.BadParameter("start", "required when end is given")
         return views.orders(state().billing.orders(project_id))
-    return views.orders(state().billing.range(project_id, start, param(flask.request.args, "end")))
+    return views.orders(state().billing.range(project_id, start, param(args, "end")))
 
 
 @v1.post("/projects/<project_id>/orders")
 def create_order(project_id):
+    query()
     project(project_id)
     data = flask.request.get_json(silent=True) if flask.request.content_length else {}
     if not isinstance(data, dict):
@@ -183,6 +203,9 @@ def create_order(project_id):
 
 @v1.get("/projects/<project_id>/orders/<int:order_id>")
 def show_order(project_id, order_id):
+    query()
+    if order_id > MAX_ID:
+        raise errors.BadParameter("order_id", "at most %d" % MAX_ID)
     project(project_id)
     authorize("meter_export:orders:get", project_id)
     order = state().billing.show(order_id)
@@ -195,20 +218,20 @@ def show_order(project_id, order_id):
 def draft(project_id):
     project(project_id)
     authorize("meter_export:orders:get", project_id)
-    return views.draft(*state().billing.draft(project_id, param(flask.request.args, "end")))
+    return views.draft(*state().billing.draft(project_id, param(query("end"), "end")))
 
 
 @v1.get("/projects/<project_id>/historic")
 def historic(project_id):
     project(project_id)
-    date = param(flask.request.args, "date", True)
+    date = param(query("date"), "date", True)
     authorize("meter_export:orders:get", project_id)
     return views.historic(*state().billing.historic(project_id, date))
 
 
 def _usage(project_id, with_cost):
     project(project_id)
-    args = flask.request.args
+    args = query("start", "end", "group_by")
     group_by = param(args, "group_by") or "service"
     start = param(args, "start", True)
     authorize("meter_export:usage:get", project_id)

@@ -8,8 +8,8 @@ from meter_export.storage import wakeups
 from tests.functional import api_helpers
 from tests.functional import billing_data as data
 from tests.functional.api_helpers import MEMBER
-from tests.functional.billing_data import H
 from tests.functional.billing_data import T0
+from tests.functional.billing_data import H
 
 DAY = 24 * H
 
@@ -108,7 +108,15 @@ def test_tokens_and_policy(api):
         401,
         {"error": "a valid X-Auth-Token header is required"},
     )
-    assert api.call("POST", "/sales_draft", token="wrong", json={"tenant": "p1"})[0] == 401
+    assert (
+        api.call(
+            "POST",
+            "/sales_draft",
+            token="wrong",  # noqa: S106
+            json={"tenant": "p1"},
+        )[0]
+        == 401
+    )
     assert api.call("POST", "/sales_draft", token=MEMBER, json={"tenant": "p1"})[0] == 200
     status, answer = api.call("POST", "/sales_draft", token=MEMBER, json={"tenant": "p2"})
     assert status == 403 and "project p2" in answer["error"]
