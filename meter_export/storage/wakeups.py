@@ -5,6 +5,8 @@ request is a timestamp in one row, which each worker compares with the start
 of its last pass while it sleeps between passes.
 """
 
+import time
+
 import sqlalchemy as sa
 
 from meter_export.storage import dialects
@@ -25,7 +27,7 @@ def requested_at(engine, name=SYNC):
         return conn.execute(sa.select(REQUESTS.c.requested_at).where(REQUESTS.c.name == name)).scalar()
 
 
-def wait(engine, event, timeout, since, poll, clock):
+def wait(engine, event, timeout, since, poll, clock=time.monotonic):
     """Sleep up to ``timeout`` s on ``event``; return early once a pass was requested after ``since``.
 
     :returns: True when woken by a request.
