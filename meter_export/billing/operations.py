@@ -27,12 +27,17 @@ class Billing:
         return periods.check_not_future(end, now, "end")
 
     def _compute(self, conn, project_id, end, issued_at):
-        period = periods.next_period(store.last_end(conn, project_id), usage.first_usage(conn, project_id), end)
+        issued = store.periods_of(conn, project_id)
+        # NOTE(billing): the first usage and the adjustments are looked up only
+        # when they can matter: fewer round trips for every draft.
+        last_end = issued[-1][1].end if issued else None
+        period = periods.next_period(last_end, None if issued else usage.first_usage(conn, project_id), end)
         sums = usage.rated_sums(conn, project_id, period)
         currency = lines.currency_of(sums, self.currency)
-        issued = store.periods_of(conn, project_id)
-        current = usage.sums_by_order(conn, project_id, store.ORDERS, issued[0] if issued else None)
-        adjustments = lines.adjustment_lines(current, store.billed_by_order(conn, project_id), currency)
+        adjustments = ()
+        if issued:
+            current = usage.sums_by_order(conn, project_id, store.ORDERS, issued[0])
+            adjustments = lines.adjustment_lines(current, store.billed_by_order(conn, project_id), currency)
         return lines.Order(project_id, period, currency, lines.usage_lines(sums, currency) + adjustments, issued_at=issued_at)
 
     def order(self, project_id, end=None):

@@ -72,12 +72,14 @@ def _sums(conn, names, where, source=RATED, *extra):
         for row in conn.execute(query):
             result[tuple(row[: len(names)])] = [row[-3], row[-2], bool(row[-1])]
         return result
+    # NOTE(billing): the view's cost would be a float product here; the exact
+    # one is quantity x unit_price, both exact text.
     acc = collections.defaultdict(lambda: [lines.ZERO, lines.ZERO, True])
-    query = sa.select(*columns, RATED.c.quantity, RATED.c.cost, RATED.c.final).select_from(source).where(where)
+    query = sa.select(*columns, RATED.c.quantity, RATED.c.unit_price, RATED.c.final).select_from(source).where(where)
     for row in conn.execute(query):
         entry = acc[tuple(row[: len(names)])]
         entry[0] += row[-3]
-        entry[1] += row[-2]
+        entry[1] += row[-3] * row[-2]
         entry[2] = entry[2] and bool(row[-1])
     return dict(acc)
 

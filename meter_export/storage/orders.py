@@ -42,10 +42,6 @@ def lock(conn, project_id, now):
         rules.orders_lock(conn, LOCKS, project_id, now)
 
 
-def last_end(conn, project_id):
-    return conn.execute(sa.select(sa.func.max(ORDERS.c.period_end)).where(ORDERS.c.project_id == project_id)).scalar()
-
-
 def overlapping(conn, project_id, period):
     query = sa.select(ORDERS.c.id).where(
         ORDERS.c.project_id == project_id, ORDERS.c.period_start < period.end, ORDERS.c.period_end > period.start
