@@ -87,7 +87,22 @@ class Keystone:
         self._protocol = auth_token.AuthProtocol(app, {"oslo_config_config": conf, "delay_auth_decision": False})
 
     def __call__(self, environ, start_response):
-        return self._protocol(environ, start_response)
+        # NOTE(api): keystonemiddleware's own 401 body nests the message; the
+        # API's errors are {"error": "<message>"} everywhere.
+        refused = []
+
+        def capture(status, headers, exc_info=None):
+            if status.startswith("401"):
+                refused.append(status)
+                return lambda data: None
+            return start_response(status, headers, exc_info)
+
+        body = self._protocol(environ, capture)
+        if refused:
+            if hasattr(body, "close"):
+                body.close()
+            return unauthorized(start_response, "Keystone did not accept the X-Auth-Token header (missing, invalid or expired)")
+        return body
 
 
 class PublicPaths:
