@@ -41,10 +41,16 @@ class Local:
     """The operations in this process; views.* gives the API's exact JSON."""
 
     def __init__(self, conf):
+        from meter_export import service
         from meter_export.billing import operations
         from meter_export.storage import engine as engine_mod
 
         self.engine = engine_mod.make_engine(conf.database.connection)
+        try:
+            service.check_schema(self.engine)
+        except service.ConfigError:
+            self.engine.dispose()
+            raise
         self.billing = operations.Billing(self.engine, currency=conf.billing.default_currency)
 
     @contextlib.contextmanager

@@ -6,11 +6,8 @@ import signal
 import socket
 import threading
 
-import sqlalchemy as sa
-
 from meter_export import service
 from meter_export.storage import engine as engine_mod
-from meter_export.storage import migrate
 
 LOG = logging.getLogger(__name__)
 
@@ -22,17 +19,7 @@ def check_ready(conf, engine):
     """
     if conf.api.auth_strategy == "static" and not (conf.api.admin_tokens or conf.api.project_tokens):
         raise service.ConfigError("api", "admin_tokens", "auth_strategy = static needs admin_tokens or project_tokens")
-    try:
-        with engine.connect() as conn:
-            revision = migrate.current_revision(conn)
-    except sa.exc.DBAPIError as e:
-        raise service.UnreachableError("database", "connection", "cannot connect to %s: %s" % (engine_mod.masked(engine.url), e.orig))
-    if revision != migrate.head():
-        raise service.ConfigError(
-            "database",
-            "connection",
-            "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head()),
-        )
+    service.check_schema(engine)
 
 
 def _notify_ready():
