@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import time
 import typing
 
 import flask
@@ -59,10 +60,30 @@ def make_flask(billing, enforcer, health_max_age=3600):
     return app
 
 
+class AccessLog:
+    """One line per request: method, path, status, milliseconds; never headers (tokens)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        started, seen = time.perf_counter(), []
+
+        def record(status, headers, exc_info=None):
+            seen.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, record)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            LOG.info("%s %s %s %.1f ms", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), seen[0] if seen else "-", elapsed)
+
+
 def make_app(conf, engine=None, clock=None):
     """The production WSGI app: [database], [billing], [api] and auth from ``conf``."""
     engine = engine or engine_mod.make_engine(conf.database.connection)
     kwargs = {"clock": clock} if clock else {}
     billing = operations.Billing(engine, currency=conf.billing.default_currency, **kwargs)
     app = make_flask(billing, policy.make_enforcer(conf), conf.api.health_max_age)
-    return auth.wrap(app, conf)
+    return AccessLog(auth.wrap(app, conf))
