@@ -23,6 +23,15 @@ def _free_port():
 
 @pytest.fixture
 def setup(tmp_path, db_url):
+    yield from _serve(tmp_path, db_url)
+
+
+@pytest.fixture
+def pg_setup(tmp_path, pg_url):
+    yield from _serve(tmp_path, pg_url)
+
+
+def _serve(tmp_path, db_url):
     engine = data.prepare(db_url)
     data.add(engine, data.hours("p1", "vm-1", "m1.small", T0, 48))  # 1.152/day -> 1.15
     data.add(engine, data.hours("p1", "vol-1", "b1.standard", T0, 24, quantity="20", price="0.0003"))  # 0.144 -> 0.14
@@ -81,10 +90,18 @@ def test_both_transports_print_the_same_json(setup):
     historic = _run(config, "orders", "historic", "--project", "p1", "--date", "2026-10-01T10:00:00Z", "--format", "json")
     assert json.loads(historic.stdout)["order"] == order
 
-    # the same period again: refused, exit 3, from both transports
-    for c, r in ((config, None), (None, endpoint)):
+    for c, r in ((config, None), (None, endpoint)):  # the same period again: refused, exit 3
         again = _run(c, "orders", "create", "--project", "p1", "--end", "2026-10-02", remote=r)
         assert again.returncode == 3 and "HTTP 409" in again.stderr and "must be after the end of its last order" in again.stderr
+    returncode, err = e2e.stop_worker(proc, signal.SIGTERM, timeout=30)
+    assert returncode == 0 and "API stopped" in err
+    assert api_helpers.ADMIN not in err and api_helpers.MEMBER not in err  # no secret in the log
+
+
+def test_refusals_exit_codes_and_formats(pg_setup):
+    config, endpoint, proc = pg_setup
+    created = _run(config, "orders", "create", "--project", "p1", "--end", "2026-10-02", "--format", "json")
+    order = json.loads(created.stdout)
     bad = _run(None, "orders", "create", "--project", "p1", "--end", "soon", remote=endpoint)
     assert bad.returncode == 2 and "parameter end" in bad.stderr
     member = _run(None, "orders", "draft", "--project", "p2", remote=endpoint, token=api_helpers.MEMBER)
@@ -98,10 +115,6 @@ def test_both_transports_print_the_same_json(setup):
         None, "usage", "--project", "p1", "--start", "2026-10-01", "--end", "2026-10-02", "--rated", "--format", "json", remote=endpoint
     )
     assert [(u["service"], u["cost"]) for u in json.loads(usage.stdout)["usage"]] == [("b1.standard", "0.144"), ("m1.small", "1.152")]
-
-    returncode, err = e2e.stop_worker(proc, signal.SIGTERM, timeout=30)
-    assert returncode == 0 and "API stopped" in err
-    assert api_helpers.ADMIN not in err and api_helpers.MEMBER not in err  # no secret in the log
 
 
 def test_api_refuses_to_start_without_tokens(tmp_path, sqlite_url):
