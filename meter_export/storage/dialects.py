@@ -55,6 +55,23 @@ def _pg_overlap(exc):
     return code == "23P01"  # exclusion_violation
 
 
+# NOTE(billing): SQLite has one writer at a time, so a trigger's check cannot
+# race another insert: the database itself refuses an overlapping order, even
+# one written by hand. (MySQL's equivalent would need SUPER under binary
+# logging, and its consistent reads would race: the lock row does it there.)
+_SQLITE_NO_OVERLAP = [
+    "CREATE TRIGGER sales_orders_no_overlap_%(event)s BEFORE %(event)s ON sales_orders "
+    "WHEN EXISTS (SELECT 1 FROM sales_orders o WHERE o.project_id = NEW.project_id AND o.id IS NOT NEW.id "
+    "AND o.period_start < NEW.period_end AND NEW.period_start < o.period_end) "
+    "BEGIN SELECT RAISE(ABORT, 'sales_orders_no_overlap: the period overlaps another order of the project'); END" % {"event": event}
+    for event in ("INSERT", "UPDATE")
+]
+
+
+def _sqlite_overlap(exc):
+    return "sales_orders_no_overlap" in str(exc.orig)
+
+
 def _lock_row(conn, locks, project_id, now):
     # NOTE(billing): an UPDATE takes the row's write lock (InnoDB) or the
     # database's RESERVED lock (SQLite, as the transaction's first statement),
@@ -113,6 +130,8 @@ class Rules:
     orders_lock: typing.Optional[typing.Callable]
     #: is this IntegrityError the database refusing an overlapping order?
     orders_overlap: typing.Callable
+    #: sales orders: trigger DDL refusing an overlap, where it cannot race
+    orders_triggers: tuple = ()
 
 
 RULES = {
@@ -166,7 +185,8 @@ RULES = {
         exact_numeric=False,
         orders_exclusion=False,
         orders_lock=_lock_row,
-        orders_overlap=lambda exc: False,
+        orders_overlap=_sqlite_overlap,
+        orders_triggers=tuple(_SQLITE_NO_OVERLAP),
     ),
 }
 

@@ -5,6 +5,7 @@ storage/migrations (a test checks the two agree).
 """
 
 import sqlalchemy as sa
+import sqlalchemy.ext.compiler
 from sqlalchemy.dialects import postgresql
 
 from meter_export.storage import dialects
@@ -85,6 +86,26 @@ def _if_rule(name):
     return lambda ddl, target, bind, dialect=None, **kw: getattr(dialects.rules(dialect or bind.dialect), name)
 
 
+class _Trigger(sa.schema.ExecutableDDLElement):
+    """The dialect's n-th sales-order trigger (storage/dialects.py), if it has one."""
+
+    inherit_cache = False
+
+    def __init__(self, index):
+        self.index = index
+
+
+@sa.ext.compiler.compiles(_Trigger)
+def _compile_trigger(element, compiler, **kw):
+    return dialects.rules(compiler.dialect).orders_triggers[element.index]
+
+
+def _trigger(index):
+    return _Trigger(index).execute_if(
+        callable_=lambda ddl, target, bind, dialect=None, **kw: len(dialects.rules(dialect or bind.dialect).orders_triggers) > index
+    )
+
+
 def _billing_tables(metadata):
     """sales_orders, their lines, and the per-project lock rows."""
     bigint = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -115,6 +136,8 @@ def _billing_tables(metadata):
     sa.event.listen(
         orders, "before_create", sa.DDL("CREATE EXTENSION IF NOT EXISTS btree_gist").execute_if(callable_=_if_rule("orders_exclusion"))
     )
+    for index in range(2):
+        sa.event.listen(orders, "after_create", _trigger(index))
     lines = sa.Table(
         "sales_order_lines",
         metadata,

@@ -74,6 +74,8 @@ def upgrade():
     if exclusion:
         op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
     _orders(exclusion)
+    for trigger in dialects.rules(op.get_bind().dialect).orders_triggers:
+        op.execute(trigger)
     _lines()
     op.create_table(
         "sales_order_locks",
