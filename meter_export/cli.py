@@ -97,6 +97,153 @@ def _add_rating_parsers(subparsers):
     parser.add_argument("--print", dest="print_only", action="store_true", help="Print the SQL instead of running it.")
     parser.set_defaults(func=bi_role)
 
+# One place for the exit codes of a refused request (HTTP status -> exit).
+REFUSAL_EXIT = {400: 2, 401: 5, 403: 5, 404: 4, 409: 3}
+
+
+def api(conf):
+    from meter_export.api import server
+
+    return server.serve(conf)
+
+
+def _transport(conf):
+    """The API through the client when an endpoint is given, else in-process."""
+    from meter_export import transports
+
+    args = conf.command
+    if args.endpoint or args.os_auth_url:
+        from meter_export import client
+
+        return transports.Remote(client.Client(args.endpoint, token=args.token, session=_keystone_session(args)))
+    return transports.Local(conf)
+
+
+def _keystone_session(args):
+    if not args.os_auth_url:
+        return None
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(
+        auth_url=args.os_auth_url,
+        username=args.os_username,
+        password=args.os_password,
+        project_name=args.os_project_name,
+        user_domain_name=args.os_user_domain_name,
+        project_domain_name=args.os_project_domain_name,
+    )
+    return session.Session(auth=auth)
+
+
+def _answer(conf, call):
+    from meter_export import client
+    from meter_export import formats
+
+    transport = _transport(conf)
+    try:
+        answer = call(transport, conf.command)
+    except client.ApiError as e:
+        if isinstance(e, client.Unreachable):
+            sys.stderr.write("meter-export: %s\n" % e.message)
+            return 1
+        named = " (parameter %s)" % e.parameter if e.parameter else ""
+        sys.stderr.write("meter-export: refused, HTTP %d%s: %s\n" % (e.status, named, e.message))
+        return REFUSAL_EXIT.get(e.status, 1)
+    finally:
+        transport.close()
+    print(formats.render(answer, conf.command.format))
+    return 0
+
+
+_ORDER_ACTIONS = {
+    "create": lambda t, a: t.create(_needed(a, "project"), a.end),
+    "draft": lambda t, a: t.draft(_needed(a, "project"), a.end),
+    "historic": lambda t, a: t.historic(_needed(a, "project"), _needed(a, "date")),
+    "range": lambda t, a: t.range(_needed(a, "project"), _needed(a, "start"), a.end),
+    "show": lambda t, a: t.show(_needed(a, "project"), _needed(a, "id")),
+}
+
+
+def _needed(args, name):
+    value = getattr(args, name)
+    if value is None:
+        from meter_export import client
+
+        raise client.ApiError(400, "--%s is required here" % name, name)
+    return value
+
+
+def orders(conf):
+    return _answer(conf, _ORDER_ACTIONS[conf.command.action])
+
+
+def usage(conf):
+    return _answer(conf, lambda t, a: t.usage(_needed(a, "project"), _needed(a, "start"), a.end, a.group_by, a.rated))
+
+
+def _transport_arguments(parser):
+    import os
+
+    from meter_export import formats
+
+    env = os.environ.get
+    parser.add_argument(
+        "--format", choices=formats.FORMATS, default="table", help="table (default), json (the API's JSON as it is) or csv."
+    )
+    group = parser.add_argument_group(
+        "transport", "With --endpoint (or --os-auth-url) the request goes to the API; without, it runs in-process against [database]."
+    )
+    group.add_argument(
+        "--endpoint", default=env("METER_EXPORT_ENDPOINT"), help="API URL, e.g. http://billing:8787 (env METER_EXPORT_ENDPOINT)."
+    )
+    group.add_argument(
+        "--token", default=env("METER_EXPORT_TOKEN"), help="X-Auth-Token: a static or Keystone token (env METER_EXPORT_TOKEN)."
+    )
+    for name in ("auth-url", "username", "password", "project-name", "user-domain-name", "project-domain-name"):
+        var = "OS_" + name.upper().replace("-", "_")
+        default = env(var, "Default" if "domain" in name else None)
+        group.add_argument("--os-" + name, default=default, help="Keystone %s (env %s)." % (name.replace("-", " "), var))
+
+
+def _add_billing_parsers(subparsers):
+    parser = subparsers.add_parser(
+        "api",
+        help="Serve the REST API ([api] host:port) until SIGTERM.",
+        description="Sales orders, drafts, rated usage and health over HTTP, behind Keystone or static tokens "
+        "([api] auth_strategy). SIGTERM finishes the requests in hand and exits 0.",
+    )
+    parser.set_defaults(func=api)
+    parser = subparsers.add_parser(
+        "orders",
+        help="Sales orders: create, draft, historic, range, show.",
+        description="create: issue the project's next order, from the end of its last order (or its first usage) "
+        "to --end (default today 00:00 UTC), final hours only. draft: the same up to --end (default now), not "
+        "stored. historic: the order containing --date, beside it computed again today. range: the orders "
+        "intersecting [--start, --end). show: the order --id. Exit 3 when refused (empty period, not final, "
+        "overlap), 2 for a bad parameter, 4 when not found, 5 when not allowed.",
+    )
+    parser.add_argument("action", choices=sorted(_ORDER_ACTIONS), help="What to do.")
+    parser.add_argument("--project", help="Project (tenant) id.")
+    parser.add_argument("--end", help="ISO 8601 UTC date or datetime (exclusive).")
+    parser.add_argument("--start", help="ISO 8601 UTC date or datetime (range).")
+    parser.add_argument("--date", help="ISO 8601 UTC date or datetime inside the order (historic).")
+    parser.add_argument("--id", type=int, help="Order id (show).")
+    _transport_arguments(parser)
+    parser.set_defaults(func=orders)
+    parser = subparsers.add_parser(
+        "usage",
+        help="Rated usage of a project over [--start, --end), grouped.",
+        description="Quantities (with --rated, unrounded costs too) of a project's rated usage, grouped by service, resource or hour.",
+    )
+    parser.add_argument("--project", help="Project id.")
+    parser.add_argument("--start", help="ISO 8601 UTC date or datetime (inclusive).")
+    parser.add_argument("--end", help="ISO 8601 UTC date or datetime (exclusive; default now).")
+    parser.add_argument("--group-by", dest="group_by", choices=["service", "resource", "hour"], default="service")
+    parser.add_argument("--rated", action="store_true", help="Show the unrounded cost of each group.")
+    _transport_arguments(parser)
+    parser.set_defaults(func=usage)
+
 
 def _add_parsers(subparsers):
     parser = subparsers.add_parser(
@@ -129,6 +276,7 @@ def _add_parsers(subparsers):
     parser.add_argument("--parallel", type=int, default=2, help="Streams read at once (default 2).")
     parser.set_defaults(func=backfill)
     _add_rating_parsers(subparsers)
+    _add_billing_parsers(subparsers)
 
 
 COMMAND = cfg.SubCommandOpt("command", title="Commands", help="Run meter-export COMMAND --help for its options.", handler=_add_parsers)

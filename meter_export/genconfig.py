@@ -8,7 +8,7 @@ from oslo_config import generator
 # NOTE(genconfig): the same list as etc/oslo-config-generator/meter-export.conf,
 # kept here so the installed command works without a checkout; the unit test
 # checks that both produce the committed sample.
-NAMESPACES = ("meter_export", "cotyledon")
+NAMESPACES = ("meter_export", "cotyledon", "keystonemiddleware.auth_token", "oslo.policy")
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(CHECKOUT, "etc", "meter-export.conf.sample")
 

@@ -149,6 +149,49 @@ METRICS_OPTS = [
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the metrics endpoint listens on."),
 ]
 
+BILLING_OPTS = [
+    cfg.StrOpt(
+        "default_currency",
+        default="EUR",
+        regex=r"^[A-Z]{3}$",
+        help="ISO 4217 currency of an order whose period has no rated usage (otherwise the prices' currency).",
+    ),
+]
+
+API_OPTS = [
+    cfg.HostAddressOpt("host", default="127.0.0.1", help="Address meter-export api listens on."),
+    cfg.PortOpt("port", default=8787, help="Port meter-export api listens on."),
+    cfg.IntOpt("threads", default=16, min=1, help="Requests served at once (cheroot worker threads)."),
+    cfg.StrOpt(
+        "auth_strategy",
+        default="keystone",
+        choices=[
+            ("keystone", "X-Auth-Token validated by keystonemiddleware, configured in [keystone_authtoken]"),
+            ("static", "X-Auth-Token compared with admin_tokens and project_tokens, for sites without Keystone"),
+        ],
+        help="How a request's X-Auth-Token is checked.",
+    ),
+    cfg.ListOpt("admin_tokens", default=[], secret=True, help="auth_strategy = static: tokens that are admins of every project."),
+    cfg.DictOpt(
+        "project_tokens",
+        default={},
+        secret=True,
+        help="auth_strategy = static: token:project_id pairs; each token is a member of that project only.",
+    ),
+    cfg.IntOpt(
+        "health_max_age",
+        default=86400,
+        min=1,
+        help="Seconds a live stream's checkpoint may lag behind now before /v1/health answers 503.",
+    ),
+    cfg.IntOpt(
+        "wake_poll",
+        default=5,
+        min=1,
+        help="Seconds between the worker's looks for a POST /collect_usage request while it sleeps between passes.",
+    ),
+]
+
 
 def _service_credentials_opts():
     # NOTE(sink): the password plugin's options are listed for the sample, as
@@ -186,5 +229,7 @@ def list_opts():
             ("sync", SYNC_OPTS),
             ("rating", RATING_OPTS),
             ("metrics", METRICS_OPTS),
+            ("billing", BILLING_OPTS),
+            ("api", API_OPTS),
         )
     ]

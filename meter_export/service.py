@@ -136,3 +136,32 @@ def setup_logging(conf):
     # NOTE(sink): these libraries log every HTTP request at DEBUG, tokens included.
     for noisy in ("keystoneauth", "urllib3", "stevedore", "iso8601", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def check_schema(engine):
+    """The database exists, answers, and has this version's schema.
+
+    :raises ConfigError: before anything is read or written.
+    """
+    import os
+
+    import sqlalchemy as sa
+
+    from meter_export.storage import engine as storage_engine
+    from meter_export.storage import migrate
+
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        # NOTE(api): connecting would create an empty file; say what to do instead.
+        raise ConfigError("database", "connection", "%s does not exist: run meter-export dbsync" % url.database)
+    try:
+        with engine.connect() as conn:
+            revision = migrate.current_revision(conn)
+    except sa.exc.DBAPIError as e:
+        raise UnreachableError("database", "connection", "cannot connect to %s: %s" % (storage_engine.masked(url), e.orig))
+    if revision != migrate.head():
+        raise ConfigError(
+            "database",
+            "connection",
+            "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head()),
+        )

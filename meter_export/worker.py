@@ -26,6 +26,7 @@ from meter_export.rating import commands as rating_commands
 from meter_export.rating import rater as rating
 from meter_export.storage import migrate
 from meter_export.storage import samples as sink_mod
+from meter_export.storage import wakeups
 
 LOG = logging.getLogger(__name__)
 
@@ -188,12 +189,14 @@ class SyncService(cotyledon.Service):
         LOG.info("Sync worker %d started with %d streams", self.worker_id, len(self.streams))
         try:
             while not self._shutdown.is_set():
-                watch = utils.StopWatch()
+                watch, started = utils.StopWatch(), utils.utcnow()
                 try:
                     syncer.one_pass()
                 except Exception:
                     LOG.error("Pass failed", exc_info=True)
-                self._wake_up.wait(max(0, self.conf.sync.delay - watch.elapsed()))
+                # NOTE(api): a POST /collect_usage after this pass started cuts the nap short.
+                nap = max(0, self.conf.sync.delay - watch.elapsed())
+                wakeups.wait(syncer.sink.engine, self._wake_up, nap, started, self.conf.api.wake_poll)
         finally:
             syncer.close()
             self._stopped.set()

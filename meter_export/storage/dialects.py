@@ -50,6 +50,35 @@ def _sqlite_transient(exc):
     return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(exc.orig) or "busy" in str(exc.orig))
 
 
+def _pg_overlap(exc):
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "23P01"  # exclusion_violation
+
+
+# NOTE(billing): SQLite has one writer at a time, so a trigger's check cannot
+# race another insert: the database itself refuses an overlapping order, even
+# one written by hand. (MySQL's equivalent would need SUPER under binary
+# logging, and its consistent reads would race: the lock row does it there.)
+_SQLITE_NO_OVERLAP = [
+    "CREATE TRIGGER sales_orders_no_overlap_%(event)s BEFORE %(event)s ON sales_orders "
+    "WHEN EXISTS (SELECT 1 FROM sales_orders o WHERE o.project_id = NEW.project_id AND o.id IS NOT NEW.id "
+    "AND o.period_start < NEW.period_end AND NEW.period_start < o.period_end) "
+    "BEGIN SELECT RAISE(ABORT, 'sales_orders_no_overlap: the period overlaps another order of the project'); END" % {"event": event}
+    for event in ("INSERT", "UPDATE")
+]
+
+
+def _sqlite_overlap(exc):
+    return "sales_orders_no_overlap" in str(exc.orig)
+
+
+def _lock_row(conn, locks, project_id, now):
+    # NOTE(billing): an UPDATE takes the row's write lock (InnoDB) or the
+    # database's RESERVED lock (SQLite, as the transaction's first statement),
+    # so the check that follows and the insert run one project at a time.
+    conn.execute(locks.update().where(locks.c.project_id == project_id).values(taken_at=now))
+
+
 def _mysql_upsert(insert, keys, columns):
     del keys  # MySQL finds the conflicting key itself
     return insert.on_duplicate_key_update({c: insert.inserted[c] for c in columns})
@@ -106,6 +135,16 @@ class Rules:
     #: (role, password, database) -> statements creating a read-only role
     read_only_role: typing.Optional[typing.Callable]
 
+    #: sales orders: an exclusion constraint keeps periods apart (btree_gist)
+    orders_exclusion: bool
+    #: sales orders: (conn, locks table, project_id, now) serialising the
+    #: overlap check and the insert per project; None where the constraint does it
+    orders_lock: typing.Optional[typing.Callable]
+    #: is this IntegrityError the database refusing an overlapping order?
+    orders_overlap: typing.Callable
+    #: sales orders: trigger DDL refusing an overlap, where it cannot race
+    orders_triggers: tuple = ()
+
 
 def _pg_read_only_role(role, password, database):
     q = '"%s"' % role
@@ -157,6 +196,9 @@ RULES = {
         json_text=lambda col, key: sa.func.jsonb_extract_path_text(col, sa.literal(key)),
         json_object="jsonb_build_object",
         read_only_role=_pg_read_only_role,
+        orders_exclusion=True,
+        orders_lock=None,
+        orders_overlap=_pg_overlap,
     ),
     "mysql": Rules(
         family="mysql",
@@ -179,6 +221,9 @@ RULES = {
         json_text=lambda col, key: sa.func.json_value(col, sa.literal(_json_path(key))),
         json_object="json_object",
         read_only_role=_mysql_read_only_role,
+        orders_exclusion=False,
+        orders_lock=_lock_row,
+        orders_overlap=lambda exc: False,
     ),
     "sqlite": Rules(
         family="sqlite",
@@ -204,6 +249,10 @@ RULES = {
         json_text=lambda col, key: sa.cast(sa.func.json_extract(col, sa.literal(_json_path(key))), sa.Text),
         json_object="json_object",
         read_only_role=None,
+        orders_exclusion=False,
+        orders_lock=_lock_row,
+        orders_overlap=_sqlite_overlap,
+        orders_triggers=tuple(_SQLITE_NO_OVERLAP),
     ),
 }
 

@@ -5,7 +5,10 @@ storage/migrations (a test checks the two agree).
 """
 
 import sqlalchemy as sa
+import sqlalchemy.ext.compiler
+from sqlalchemy.dialects import postgresql
 
+from meter_export.storage import dialects
 from meter_export.storage.types import ExactDecimal
 from meter_export.storage.types import JSONDocument
 from meter_export.storage.types import LongText
@@ -22,6 +25,10 @@ LIVE_SCOPE = "live"
 QUANTITY = (30, 12)
 PRICE = (36, 18)
 CURRENCY_LENGTH = 3
+# Money of a bill is rounded to a minor unit (at most 4 decimals, CLF);
+# quantities and unit prices of order lines are exact as rated.
+MONEY = (24, 4)
+ORDERS_NO_OVERLAP = "sales_orders_no_overlap"
 
 
 def make_metadata(samples_table="samples"):
@@ -73,6 +80,7 @@ def make_metadata(samples_table="samples"):
         mysql_charset="utf8mb4",
     )
     _rating_tables(metadata)
+    _billing_tables(metadata)
     return metadata
 
 
@@ -124,5 +132,100 @@ def _rating_tables(metadata):
         # checkpoint - lookback: samples before it are never read again
         sa.Column("final_until", TimestampUTC(), nullable=False),
         sa.Column("updated_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+
+
+def _if_rule(name):
+    """DDL emitted only where storage/dialects.py says so."""
+    return lambda ddl, target, bind, dialect=None, **kw: getattr(dialects.rules(dialect or bind.dialect), name)
+
+
+class _Trigger(sa.schema.ExecutableDDLElement):
+    """The dialect's n-th sales-order trigger (storage/dialects.py), if it has one."""
+
+    inherit_cache = False
+
+    def __init__(self, index):
+        self.index = index
+
+
+@sa.ext.compiler.compiles(_Trigger)
+def _compile_trigger(element, compiler, **kw):
+    return dialects.rules(compiler.dialect).orders_triggers[element.index]
+
+
+def _trigger(index):
+    return _Trigger(index).execute_if(
+        callable_=lambda ddl, target, bind, dialect=None, **kw: len(dialects.rules(dialect or bind.dialect).orders_triggers) > index
+    )
+
+
+def _billing_tables(metadata):
+    """sales_orders, their lines, and the per-project lock rows."""
+    bigint = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    orders = sa.Table(
+        "sales_orders",
+        metadata,
+        sa.Column("id", bigint, primary_key=True, autoincrement=True),
+        sa.Column("project_id", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("period_start", TimestampUTC(), nullable=False),
+        sa.Column("period_end", TimestampUTC(), nullable=False),
+        sa.Column("issued_at", TimestampUTC(), nullable=False),
+        sa.Column("currency", sa.String(CURRENCY_LENGTH), nullable=False),
+        sa.Column("total", ExactDecimal(*MONEY), nullable=False),
+        sa.CheckConstraint("period_end > period_start", name="sales_orders_period_not_empty"),
+        mysql_charset="utf8mb4",
+    )
+    sa.Index("ix_sales_orders_project_end", orders.c.project_id, orders.c.period_end)
+    # NOTE(billing): the database itself refuses two overlapping periods of a
+    # project (half-open ranges: back-to-back orders share an edge). Where
+    # there is no such constraint, storage/orders.py serialises per project.
+    exclusion = postgresql.ExcludeConstraint(
+        (orders.c.project_id, "="),
+        (sa.func.tstzrange(orders.c.period_start, orders.c.period_end, "[)"), "&&"),
+        using="gist",
+        name=ORDERS_NO_OVERLAP,
+    )
+    orders.append_constraint(exclusion.ddl_if(callable_=_if_rule("orders_exclusion")))
+    sa.event.listen(
+        orders, "before_create", sa.DDL("CREATE EXTENSION IF NOT EXISTS btree_gist").execute_if(callable_=_if_rule("orders_exclusion"))
+    )
+    for index in range(2):
+        sa.event.listen(orders, "after_create", _trigger(index))
+    lines = sa.Table(
+        "sales_order_lines",
+        metadata,
+        sa.Column("id", bigint, primary_key=True, autoincrement=True),
+        sa.Column("order_id", bigint, sa.ForeignKey("sales_orders.id"), nullable=False),
+        sa.Column("resource_id", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("service", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("unit", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("quantity", ExactDecimal(*QUANTITY), nullable=False),
+        sa.Column("unit_price", ExactDecimal(*PRICE), nullable=False),
+        sa.Column("cost", ExactDecimal(*MONEY), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("adjusts", bigint, sa.ForeignKey("sales_orders.id")),
+        sa.CheckConstraint(
+            "(kind = 'usage' AND adjusts IS NULL) OR (kind = 'adjustment' AND adjusts IS NOT NULL)", name="sales_order_lines_kind"
+        ),
+        mysql_charset="utf8mb4",
+    )
+    sa.Index("ix_sales_order_lines_order", lines.c.order_id)
+    sa.Index("ix_sales_order_lines_adjusts", lines.c.adjusts)
+    sa.Table(
+        "sales_order_locks",
+        metadata,
+        sa.Column("project_id", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("taken_at", TimestampUTC()),
+        mysql_charset="utf8mb4",
+    )
+    # NOTE(api): POST /collect_usage writes here; the worker reads it while it
+    # sleeps between passes (storage/wakeups.py).
+    sa.Table(
+        "pass_requests",
+        metadata,
+        sa.Column("name", sa.String(SCOPE_LENGTH), primary_key=True),
+        sa.Column("requested_at", TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )

@@ -31,8 +31,11 @@ def meter_export(*args, cwd):
         (("rate",), ["--start", "--end", "one transaction", "Resumable"]),
         (("prices",), ["load", "list", "overlaps"]),
         (("bi-role",), ["--name", "--password", "--print", "read every table and view"]),
+        (("api",), ["over HTTP", "SIGTERM"]),
+        (("orders",), ["create,draft,historic,range,show", "--endpoint", "--format", "Exit 3 when refused"]),
+        (("usage",), ["--group-by", "--rated", "--os-auth-url"]),
     ],
-    ids=["main", "dbsync", "run", "backfill", "rate", "prices", "bi-role"],
+    ids=["main", "dbsync", "run", "backfill", "rate", "prices", "bi-role", "api", "orders", "usage"],
 )
 def test_help(tmp_path, args, expected):
     result = meter_export(*args, "--help", cwd=tmp_path)
@@ -58,6 +61,8 @@ BAD_CONFIGS = {
     "bad-database-url": ("database", ["connection = nosuchdb://x"], "[database] connection"),
     "unknown-auth-type": ("service_credentials", ["auth_type = nosuch"], "[service_credentials] auth_type"),
     "bad-initial-start": ("sync", ["initial_start = yesterday"], "[sync] initial_start"),
+    "unknown-auth-strategy": ("api", ["auth_strategy = nosuch"], "[api] auth_strategy"),
+    "bad-currency": ("billing", ["default_currency = euro"], "[billing] default_currency"),
 }
 
 
@@ -75,7 +80,11 @@ def test_invalid_config_exits_2_before_touching_the_database(tmp_path, case):
     _assert_config_error(tmp_path, case, ["dbsync"])
 
 
-@pytest.mark.parametrize("command", [["run", "--once"], ["backfill", "--start=-P1D", "--end=-PT1H"]], ids=["run", "backfill"])
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--once"], ["backfill", "--start=-P1D", "--end=-PT1H"], ["api"], ["orders", "draft", "--project", "p"]],
+    ids=["run", "backfill", "api", "orders"],
+)
 def test_every_command_checks_the_config_first(tmp_path, command):
     _assert_config_error(tmp_path, "zero-max-window", command)
 
@@ -153,3 +162,18 @@ def test_start_up_checks_refuse_before_any_work(tmp_path, case, command):
     assert result.returncode == code, result.stderr
     assert "configuration error: %s" % option in result.stderr
     assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("command", [["api"], ["orders", "draft", "--project", "p"], ["usage", "--project", "p", "--start", "2026-01-01"]])
+@pytest.mark.parametrize(
+    "connection,code",
+    [("sqlite:///{tmp}/none.sqlite", 2), ("postgresql://nobody@127.0.0.1:9/none", 1)],
+    ids=["not-created", "unreachable"],
+)
+def test_billing_commands_check_the_database_first(tmp_path, command, connection, code):
+    config = tmp_path / "meter-export.conf"
+    config.write_text("[database]\nconnection = %s\n[api]\nauth_strategy = static\nadmin_tokens = t\n" % connection.format(tmp=tmp_path))
+    result = meter_export("--config-file", str(config), *command, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert "configuration error: [database] connection" in result.stderr
+    assert os.listdir(tmp_path) == [config.name]
