@@ -45,6 +45,12 @@ def backfill(conf):
     return backfill_mod.run(conf)
 
 
+def listen(conf):
+    from meter_export.listen import service as listen_service
+
+    return listen_service.run(conf)
+
+
 def _add_parsers(subparsers):
     parser = subparsers.add_parser(
         "dbsync",
@@ -75,6 +81,16 @@ def _add_parsers(subparsers):
     parser.add_argument("--meter", action="append", dest="meters", help="Only this meter (repeatable).")
     parser.add_argument("--parallel", type=int, default=2, help="Streams read at once (default 2).")
     parser.set_defaults(func=backfill)
+    parser = subparsers.add_parser(
+        "listen",
+        help="The notification listener: Nova and Cinder events become entity histories.",
+        description="Consume the notifications of [listen] topics on [listen] exchanges from "
+        "[listen] transport_url (or RABBITMQ_URL) and keep one row per version of every instance "
+        "and volume in the entities table. A batch is acknowledged only after its commit; "
+        "malformed notifications go to the quarantine table. SIGTERM finishes the batches in "
+        "hand and exits 0.",
+    )
+    parser.set_defaults(func=listen)
 
 
 COMMAND = cfg.SubCommandOpt("command", title="Commands", help="Run meter-export COMMAND --help for its options.", handler=_add_parsers)

@@ -111,6 +111,71 @@ SYNC_OPTS = [
     cfg.IntOpt("workers", default=1, min=1, help="Sync worker processes; streams are split among them."),
 ]
 
+LISTEN_OPTS = [
+    cfg.StrOpt(
+        "transport_url",
+        default="rabbit://guest:guest@127.0.0.1:5672/",
+        secret=True,
+        help="oslo.messaging URL of the broker the OpenStack services send their notifications to. "
+        "The environment variable RABBITMQ_URL overrides it (an amqp:// URL is read as rabbit://), "
+        "as in Almanach. Broker options such as SSL and heartbeats are oslo.messaging's own "
+        "[oslo_messaging_rabbit] options, read from the same config file.",
+    ),
+    cfg.ListOpt(
+        "topics",
+        default=["notifications"],
+        help="Notification topics to listen on (Nova's and Cinder's default is notifications; "
+        "Almanach had its services add a topic of its own, e.g. almanach).",
+    ),
+    cfg.ListOpt(
+        "exchanges",
+        default=["nova", "cinder", "openstack"],
+        help="Exchanges the topics are bound on: each service publishes on its control_exchange "
+        "(nova for Nova; openstack, Cinder's default, or cinder).",
+    ),
+    cfg.StrOpt(
+        "pool",
+        default="meter-export",
+        help="Listener pool: every pool gets its own copy of each notification, so meter-export "
+        "does not take notifications away from Ceilometer or other consumers of the same topic. "
+        "Empty: share the topic's default queue.",
+    ),
+    cfg.IntOpt("workers", default=1, min=1, help="Listener processes; they share the pool's queue."),
+    cfg.IntOpt(
+        "executor_threads",
+        default=4,
+        min=1,
+        help="Threads per listener process that write batches at once (entities are locked one by one, "
+        "so batches touching the same entity wait for each other).",
+    ),
+    cfg.IntOpt(
+        "batch_size",
+        default=100,
+        min=1,
+        max=10000,
+        help="Notifications written in one transaction and acknowledged together after its commit.",
+    ),
+    cfg.FloatOpt(
+        "batch_timeout",
+        default=1.0,
+        min=0.01,
+        help="Seconds a partial batch waits for more notifications before it is written.",
+    ),
+    cfg.IntOpt(
+        "volume_existence_threshold",
+        default=60,
+        min=0,
+        help="Seconds (Almanach's rule): a volume attach/detach this soon after its version began "
+        "updates that version in place, and a delete this soon drops it.",
+    ),
+    cfg.ListOpt(
+        "image_meta_keys",
+        default=["distro", "version", "os_type"],
+        help="Image properties of an instance kept in entities.image_meta (a rebuild that changes them opens a new version).",
+    ),
+    cfg.ListOpt("metadata_keys", default=[], help="Instance metadata keys kept in entities.metadata."),
+]
+
 METRICS_OPTS = [
     cfg.PortOpt("port", default=0, help="Port of the Prometheus metrics endpoint; 0 turns it off."),
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the metrics endpoint listens on."),
@@ -151,6 +216,7 @@ def list_opts():
             ("gnocchi", gnocchi_source.OPTS),
             ("ceilometer", ceilometer_source.OPTS),
             ("sync", SYNC_OPTS),
+            ("listen", LISTEN_OPTS),
             ("metrics", METRICS_OPTS),
         )
     ]

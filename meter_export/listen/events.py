@@ -80,6 +80,9 @@ class Policy:
     metadata_keys: tuple = ()
 
 
+DEFAULT_POLICY = Policy()
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """One change of one entity at one time; fields an action does not carry stay None.
@@ -145,8 +148,9 @@ class _Bad(Exception):
     """A field is missing or wrong; the message says which."""
 
 
-def parse(message, policy=Policy()):
+def parse(message, policy=None):
     """Event | VolumeType | Malformed | None (not followed) of one notification."""
+    policy = policy or DEFAULT_POLICY
     if not isinstance(message, dict):
         return Malformed(None, None, "the notification is a %s, not an object" % type(message).__name__, {"body": repr(message)})
     event_type = message.get("event_type")

@@ -79,10 +79,28 @@ class EntityStore:
         :raises EntityStoreError: the database kept failing; nothing of the
             batch was written.
         """
+        parsed = list(parsed)
         try:
-            return self._retry(self._apply_once, list(parsed), before_commit)
+            return self._retry(self._apply_once, parsed, before_commit)
         except sa.exc.SQLAlchemyError as e:
-            raise EntityStoreError("writing %d notifications failed: %s" % (len(parsed), e)) from e
+            if samples._retryable(e) or not isinstance(e, sa.exc.DBAPIError):
+                raise EntityStoreError("writing %d notifications failed: %s" % (len(parsed), e)) from e
+            LOG.warning("The database refused a batch of %d notifications (%s); storing them one by one", len(parsed), e)
+            return self._apply_isolating(parsed)
+
+    def _apply_isolating(self, parsed):
+        """One transaction per notification; one the database refuses is
+        quarantined, so it cannot come back from the queue forever."""
+        totals = ApplyResult()
+        for item in parsed:
+            try:
+                result = self._retry(self._apply_once, [item], None)
+            except sa.exc.DBAPIError as e:
+                if samples._retryable(e):
+                    raise EntityStoreError("writing a notification failed: %s" % e) from e
+                result = self._retry(self._apply_once, [_refused(item, e)], None)
+            totals = _add(totals, result)
+        return totals
 
     def _apply_once(self, parsed, before_commit):
         now = utils.utcnow()
@@ -228,6 +246,12 @@ def _version_row(version, number, now):
         "attached_to": None if version.attached_to is None else list(version.attached_to),
         "updated_at": now,
     }
+
+
+def _refused(item, error):
+    body = item.to_json() if isinstance(item, ev.Event) else dataclasses.asdict(item)
+    reason = "refused by the database: %s" % samples._first_line(error)
+    return ev.Malformed(getattr(item, "message_id", None), getattr(item, "event_type", "volume_type.create"), reason, body)
 
 
 def _quarantine_row(malformed, now):
