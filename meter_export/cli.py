@@ -21,12 +21,15 @@ DESCRIPTION = (
 
 
 def dbsync(conf):
+    from meter_export.listen import events
+    from meter_export.storage import entities
     from meter_export.storage import migrate
     from meter_export.storage import samples as sink
 
     target = sink.Sink.from_conf(conf)
     try:
         revision = migrate.upgrade(target)
+        entities.EntityStore(None, engine=target.engine).set_expected_meters(events.expected_meters(conf))
     finally:
         target.close()
     LOG.info("Schema of %s is at revision %s", target, revision)

@@ -174,6 +174,18 @@ LISTEN_OPTS = [
         help="Image properties of an instance kept in entities.image_meta (a rebuild that changes them opens a new version).",
     ),
     cfg.ListOpt("metadata_keys", default=[], help="Instance metadata keys kept in entities.metadata."),
+    cfg.ListOpt(
+        "instance_meters",
+        default=["cpu"],
+        help="Meters a running instance is expected to send at least once an hour; an hour without "
+        "any of them is listed in the missing_telemetry view. Written to the entity_meters table by "
+        "dbsync and when listen starts. Empty: instances are not checked.",
+    ),
+    cfg.ListOpt(
+        "volume_meters",
+        default=["volume.size"],
+        help="Meters an existing volume is expected to send at least once an hour (see instance_meters).",
+    ),
 ]
 
 METRICS_OPTS = [

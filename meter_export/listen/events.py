@@ -83,6 +83,11 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
+def expected_meters(conf):
+    """{entity type: meters} of [listen] instance_meters and volume_meters."""
+    return {INSTANCE: list(conf.listen.instance_meters), VOLUME: list(conf.listen.volume_meters)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """One change of one entity at one time; fields an action does not carry stay None.

@@ -117,6 +117,7 @@ class Listener:
             shutdown,
             volume_threshold=_seconds(listen.volume_existence_threshold),
         )
+        self.store.set_expected_meters(events.expected_meters(conf))
         self.transport = oslo_messaging.get_notification_transport(conf, url=transport_url(conf))
         targets = [oslo_messaging.Target(exchange=x, topic=t) for x in listen.exchanges for t in listen.topics]
         self.listener = oslo_messaging.get_batch_notification_listener(

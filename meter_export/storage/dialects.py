@@ -50,6 +50,10 @@ def _sqlite_transient(exc):
     return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(exc.orig) or "busy" in str(exc.orig))
 
 
+def _mysql_days_ago(days):
+    return "UTC_TIMESTAMP(6) - INTERVAL %d DAY" % days
+
+
 def _mysql_upsert(insert, keys, columns):
     del keys  # MySQL finds the conflicting key itself
     return insert.on_duplicate_key_update({c: insert.inserted[c] for c in columns})
@@ -91,6 +95,12 @@ class Rules:
     connect_args: dict
     #: is this DBAPIError worth retrying (connection lost, deadlock, busy)?
     transient: typing.Callable
+    #: SQL text of now, in UTC, comparable with a timestamp column (views)
+    sql_now: str
+    #: (days) -> SQL text of the start of the hour, ``days`` before now
+    sql_hour_days_ago: typing.Callable
+    #: (SQL expression of a whole hour) -> SQL text of the next hour
+    sql_next_hour: typing.Callable
 
 
 RULES = {
@@ -105,6 +115,11 @@ RULES = {
         keeps_timezone=True,
         connect_args={},
         transient=_pg_transient,
+        sql_now="now()",
+        # NOTE(listen): truncated in UTC, whatever the session's TimeZone
+        # (an offset of +05:30 would shift every hour).
+        sql_hour_days_ago=lambda days: "(date_trunc('hour', now() AT TIME ZONE 'UTC' - interval '%d days') AT TIME ZONE 'UTC')" % days,
+        sql_next_hour=lambda expr: "(%s + interval '1 hour')" % expr,
     ),
     "mysql": Rules(
         family="mysql",
@@ -118,6 +133,13 @@ RULES = {
         # NOTE(sink): local_infile for the LOAD DATA writer (storage/upsert.py).
         connect_args={"local_infile": True, "charset": "utf8mb4"},
         transient=_mysql_transient,
+        sql_now="UTC_TIMESTAMP(6)",
+        # NOTE(listen): no DATE_FORMAT: a '%' in DDL text trips pymysql's
+        # parameter formatting.
+        sql_hour_days_ago=lambda days: (
+            "CAST(TIMESTAMP(DATE(%s), MAKETIME(HOUR(%s), 0, 0)) AS DATETIME(6))" % ((_mysql_days_ago(days),) * 2)
+        ),
+        sql_next_hour=lambda expr: "(%s + INTERVAL 1 HOUR)" % expr,
     ),
     "sqlite": Rules(
         family="sqlite",
@@ -132,6 +154,12 @@ RULES = {
         keeps_timezone=False,
         connect_args={},
         transient=_sqlite_transient,
+        # NOTE(listen): timestamps are text 'YYYY-MM-DD HH:MM:SS.ffffff' here
+        # (storage/upsert.py), compared as text: every value a view builds
+        # has that shape too.
+        sql_now="strftime('%Y-%m-%d %H:%M:%f000', 'now')",
+        sql_hour_days_ago=lambda days: "strftime('%%Y-%%m-%%d %%H:00:00.000000', 'now', '-%d days')" % days,
+        sql_next_hour=lambda expr: "strftime('%%Y-%%m-%%d %%H:00:00.000000', %s, '+1 hour')" % expr,
     ),
 }
 

@@ -22,6 +22,7 @@ from meter_export.listen import events as ev
 from meter_export.listen import history
 from meter_export.storage import dialects
 from meter_export.storage import engine as engine_mod
+from meter_export.storage import entity_views
 from meter_export.storage import samples
 from meter_export.storage import schema
 
@@ -181,6 +182,11 @@ class EntityStore:
         }
         stmt = self._rules.upsert(self._rules.insert(self.volume_types), ["volume_type_id"], ["volume_type_name", "updated_at"])
         conn.execute(stmt, list(rows.values()))
+
+    def set_expected_meters(self, meters):
+        """{entity_type: [meter...]}: what the missing_telemetry view expects."""
+        with self.engine.begin() as conn:
+            entity_views.set_meters(conn, self.metadata.tables["entity_meters"], meters)
 
     def _insert_ignore(self, table, key):
         return self._rules.insert_ignore(self._rules.insert(table), [key])

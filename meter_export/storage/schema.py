@@ -6,6 +6,7 @@ storage/migrations (a test checks the two agree).
 
 import sqlalchemy as sa
 
+from meter_export.storage import entity_views
 from meter_export.storage.types import JSONDocument
 from meter_export.storage.types import LongText
 from meter_export.storage.types import TimestampUTC
@@ -66,18 +67,21 @@ def make_metadata(samples_table="samples"):
         sa.Column("fingerprint", sa.String(40), nullable=False, unique=True),
         mysql_charset="utf8mb4",
     )
-    _entity_tables(metadata)
+    _entity_tables(metadata, samples_table)
     return metadata
 
 
-def _entity_tables(metadata):
-    """The push side's tables (listen/, storage/entities.py).
+def _entity_tables(metadata, samples_table):
+    """The push side's tables (listen/, storage/entities.py) and their views
+    (storage/entity_views.py, created and dropped with the tables).
 
     entities: one row per version of an instance or volume (type 2 history);
     entity_events: every accepted notification, keyed by message_id (what
     makes a redelivery harmless, and what a history is rebuilt from);
     entity_heads: one row per entity, the lock that serialises its writers;
-    volume_types: Cinder's volume type ids and names.
+    volume_types: Cinder's volume type ids and names;
+    entity_meters: which meters each entity type is expected to send (the
+    missing_telemetry view reads it; [listen] *_meters fill it).
     """
     sa.Table(
         "entities",
@@ -133,3 +137,12 @@ def _entity_tables(metadata):
         sa.Column("updated_at", TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
+    sa.Table(
+        "entity_meters",
+        metadata,
+        sa.Column("entity_type", sa.String(TYPE_LENGTH), primary_key=True),
+        sa.Column("meter", sa.String(NAME_LENGTH), primary_key=True),
+        mysql_charset="utf8mb4",
+    )
+    sa.event.listen(metadata, "after_create", lambda _target, connection, **_kw: entity_views.create(connection, samples_table))
+    sa.event.listen(metadata, "before_drop", lambda _target, connection, **_kw: entity_views.drop(connection))

@@ -1,4 +1,5 @@
-"""Entity histories from notifications: entities, entity_events, entity_heads, volume_types.
+"""Entity histories from notifications: entities, entity_events, entity_heads,
+volume_types, entity_meters and the missing_telemetry view.
 
 Revision ID: 0005
 Revises: 0002 (until 0003 rating and 0004 billing land on main; the chain
@@ -8,6 +9,7 @@ is then 0004 -> 0005)
 import sqlalchemy as sa
 from alembic import op
 
+from meter_export.storage import entity_views
 from meter_export.storage import types
 
 revision = "0005"
@@ -66,3 +68,10 @@ def upgrade():
         sa.Column("updated_at", types.TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
+    op.create_table(
+        "entity_meters",
+        sa.Column("entity_type", sa.String(32), primary_key=True),
+        sa.Column("meter", sa.String(255), primary_key=True),
+        mysql_charset="utf8mb4",
+    )
+    entity_views.create(op.get_bind(), op.get_context().config.attributes["samples_table"])
