@@ -108,7 +108,9 @@ def _test_pause():
 class Listener:
     """One oslo.messaging listener and the store it writes to, in this process."""
 
-    def __init__(self, conf, shutdown):
+    def __init__(self, conf, shutdown, endpoint=None):
+        """:param endpoint: instead of the EntityEndpoint (bench/listen.py
+        measures a consumer that only acknowledges through the same listener)."""
         self.conf = conf
         listen = conf.listen
         self.store = entities.EntityStore(
@@ -123,7 +125,7 @@ class Listener:
         self.listener = oslo_messaging.get_batch_notification_listener(
             self.transport,
             targets,
-            [endpoint_mod.EntityEndpoint(self.store, policy(conf), _test_pause())],
+            [endpoint or endpoint_mod.EntityEndpoint(self.store, policy(conf), _test_pause())],
             executor="threading",
             allow_requeue=True,
             pool=listen.pool or None,

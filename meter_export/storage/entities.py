@@ -114,67 +114,80 @@ class EntityStore:
                 conn.execute(self._insert_ignore(self.quarantine, "fingerprint"), [_quarantine_row(m, now) for m in malformed])
             if types:
                 self._upsert_volume_types(conn, types, now)
-            # NOTE(listen): entities in id order, so two batches that share
-            # entities take their locks in the same order and cannot deadlock.
-            for entity_id in sorted(by_entity):
-                totals = _add(totals, self._apply_entity(conn, entity_id, by_entity[entity_id], now))
+            if by_entity:
+                totals = _add(totals, self._apply_events(conn, by_entity, now))
             if before_commit is not None:
                 before_commit()
         return totals
 
-    def _apply_entity(self, conn, entity_id, new_events, now):
-        self._lock(conn, entity_id, new_events[0].entity_type, now)
-        stored = self._stored_events(conn, entity_id)
-        known = {e.message_id for e in stored}
-        fresh = [e for e in new_events if e.message_id not in known]
-        if not fresh:
-            return ApplyResult(duplicates=len(new_events))
-        before = history.build(stored, self.volume_threshold)
-        after = history.build(stored + fresh, self.volume_threshold)
-        kept = [e for e in fresh if not _periodic_no_op(e, after)]
-        if kept:
-            conn.execute(sa.insert(self.events), [_event_row(e, now) for e in kept])
-        self._rewrite_versions(conn, entity_id, before.versions, after.versions, now)
-        times = [e.time for e in stored + kept]
-        head = {"events": len(times), "last_event": max(times, default=None), "updated_at": now}
-        conn.execute(sa.update(self.heads).where(self.heads.c.entity_id == entity_id).values(**head))
-        skipped = [e for e in fresh if after.outcomes[e.message_id].startswith("skipped")]
-        for event in skipped:
-            LOG.info(
-                "Kept %s %s of %s %s: %s",
-                event.event_type,
-                event.message_id,
-                event.entity_type,
-                entity_id,
-                after.outcomes[event.message_id],
+    def _apply_events(self, conn, by_entity, now):
+        """Lock the entities, read their events, rebuild, write: a few
+        statements for the whole batch, not a few per entity."""
+        ids = sorted(by_entity)
+        self._lock(conn, ids, by_entity, now)
+        stored = self._stored_events(conn, ids)
+        plans = [_plan(by_entity[i], stored.get(i, []), self.volume_threshold) for i in ids]
+        events = [_event_row(e, now) for p in plans for e in p.kept]
+        if events:
+            conn.execute(sa.insert(self.events), events)
+        self._rewrite_versions(conn, [p for p in plans if p.fresh], now)
+        heads = [p.head(now) for p in plans if p.fresh]
+        if heads:
+            t = self.heads
+            stmt = (
+                sa.update(t)
+                .where(t.c.entity_id == sa.bindparam("b_entity"))
+                .values(events=sa.bindparam("b_events"), last_event=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
             )
-        return ApplyResult(events=len(fresh), duplicates=len(new_events) - len(fresh), skipped=len(skipped))
-
-    def _lock(self, conn, entity_id, entity_type, now):
-        """Make the entity's head row exist, then hold it until the commit."""
-        conn.execute(
-            self._insert_ignore(self.heads, "entity_id"),
-            {"entity_id": entity_id, "entity_type": entity_type, "events": 0, "last_event": None, "updated_at": now},
+            conn.execute(stmt, heads)
+        for plan in plans:
+            plan.log_skipped()
+        return ApplyResult(
+            events=sum(len(p.fresh) for p in plans),
+            duplicates=sum(p.duplicates for p in plans),
+            skipped=sum(len(p.skipped) for p in plans),
         )
-        conn.execute(sa.select(self.heads.c.entity_id).where(self.heads.c.entity_id == entity_id).with_for_update()).all()
 
-    def _stored_events(self, conn, entity_id):
-        # NOTE(listen): a locking read: under InnoDB's REPEATABLE READ a plain
-        # SELECT would read the snapshot taken at the transaction's first read,
-        # missing events another writer committed while we waited for the lock.
-        query = sa.select(self.events.c.event).where(self.events.c.entity_id == entity_id).with_for_update()
-        return [ev.Event.from_json(row.event) for row in conn.execute(query)]
+    def _lock(self, conn, ids, by_entity, now):
+        """Make each entity's head row exist, then hold them until the commit.
 
-    def _rewrite_versions(self, conn, entity_id, old, new, now):
-        """Rewrite the versions from the first one that differs (most events
-        only close the last version and append one)."""
-        same = 0
-        while same < min(len(old), len(new)) and old[same] == new[same]:
-            same += 1
-        if same < len(old):
-            conn.execute(sa.delete(self.entities).where(self.entities.c.entity_id == entity_id, self.entities.c.version > same))
-        if same < len(new):
-            conn.execute(sa.insert(self.entities), [_version_row(v, i + 1, now) for i, v in enumerate(new) if i >= same])
+        NOTE(listen): in id order, so two batches that share entities take
+        their locks in the same order and cannot deadlock.
+        """
+        rows = [
+            {"entity_id": i, "entity_type": by_entity[i][0].entity_type, "events": 0, "last_event": None, "updated_at": now} for i in ids
+        ]
+        conn.execute(self._insert_ignore(self.heads, "entity_id"), rows)
+        t = self.heads
+        conn.execute(sa.select(t.c.entity_id).where(t.c.entity_id.in_(ids)).order_by(t.c.entity_id).with_for_update()).all()
+
+    def _stored_events(self, conn, ids):
+        """{entity_id: [Event]} already stored.
+
+        NOTE(listen): a locking read: under InnoDB's REPEATABLE READ a plain
+        SELECT would read the snapshot taken at the transaction's first read,
+        missing events another writer committed while we waited for the lock.
+        """
+        t = self.events
+        found = {}
+        for row in conn.execute(sa.select(t.c.entity_id, t.c.event).where(t.c.entity_id.in_(ids)).with_for_update()):
+            found.setdefault(row.entity_id, []).append(ev.Event.from_json(row.event))
+        return found
+
+    def _rewrite_versions(self, conn, plans, now):
+        """Rewrite each entity's versions from the first one that differs
+        (most events only close the last version and append one)."""
+        deletes, inserts = [], []
+        for plan in plans:
+            same = plan.unchanged_versions()
+            if same < len(plan.before.versions):
+                deletes.append({"b_entity": plan.entity_id, "b_keep": same})
+            inserts += [_version_row(v, i + 1, now) for i, v in enumerate(plan.after.versions) if i >= same]
+        if deletes:
+            t = self.entities
+            conn.execute(sa.delete(t).where(t.c.entity_id == sa.bindparam("b_entity"), t.c.version > sa.bindparam("b_keep")), deletes)
+        if inserts:
+            conn.execute(sa.insert(self.entities), inserts)
 
     def _upsert_volume_types(self, conn, types, now):
         rows = {
@@ -193,6 +206,54 @@ class EntityStore:
 
     def close(self):
         self.engine.dispose()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What one entity's new events do, worked out before anything is written."""
+
+    entity_id: str
+    fresh: list
+    kept: list
+    duplicates: int
+    before: history.History
+    after: history.History
+    times: list
+
+    @property
+    def skipped(self):
+        return [e for e in self.fresh if self.after.outcomes[e.message_id].startswith("skipped")]
+
+    def unchanged_versions(self):
+        old, new = self.before.versions, self.after.versions
+        same = 0
+        while same < min(len(old), len(new)) and old[same] == new[same]:
+            same += 1
+        return same
+
+    def head(self, now):
+        return {"b_entity": self.entity_id, "b_events": len(self.times), "b_last": max(self.times, default=None), "b_now": now}
+
+    def log_skipped(self):
+        for event in self.skipped:
+            LOG.info(
+                "Kept %s %s of %s %s: %s",
+                event.event_type,
+                event.message_id,
+                event.entity_type,
+                self.entity_id,
+                self.after.outcomes[event.message_id],
+            )
+
+
+def _plan(new_events, stored, threshold):
+    known = {e.message_id for e in stored}
+    fresh = [e for e in new_events if e.message_id not in known]
+    before = history.build(stored, threshold) if fresh else None
+    after = history.build(stored + fresh, threshold) if fresh else None
+    kept = [e for e in fresh if not _periodic_no_op(e, after)]
+    times = [e.time for e in stored + kept]
+    return _Plan(new_events[0].entity_id, fresh, kept, len(new_events) - len(fresh), before, after, times)
 
 
 def _group(events):
