@@ -131,15 +131,6 @@ class EntityStore:
         if events:
             conn.execute(sa.insert(self.events), events)
         self._rewrite_versions(conn, [p for p in plans if p.fresh], now)
-        heads = [p.head(now) for p in plans if p.fresh]
-        if heads:
-            t = self.heads
-            stmt = (
-                sa.update(t)
-                .where(t.c.entity_id == sa.bindparam("b_entity"))
-                .values(events=sa.bindparam("b_events"), last_event=sa.bindparam("b_last"), updated_at=sa.bindparam("b_now"))
-            )
-            conn.execute(stmt, heads)
         for plan in plans:
             plan.log_skipped()
         return ApplyResult(
@@ -154,9 +145,7 @@ class EntityStore:
         NOTE(listen): in id order, so two batches that share entities take
         their locks in the same order and cannot deadlock.
         """
-        rows = [
-            {"entity_id": i, "entity_type": by_entity[i][0].entity_type, "events": 0, "last_event": None, "updated_at": now} for i in ids
-        ]
+        rows = [{"entity_id": i, "entity_type": by_entity[i][0].entity_type, "created_at": now} for i in ids]
         conn.execute(self._insert_ignore(self.heads, "entity_id"), rows)
         t = self.heads
         conn.execute(sa.select(t.c.entity_id).where(t.c.entity_id.in_(ids)).order_by(t.c.entity_id).with_for_update()).all()
@@ -180,12 +169,11 @@ class EntityStore:
         deletes, inserts = [], []
         for plan in plans:
             same = plan.unchanged_versions()
-            if same < len(plan.before.versions):
-                deletes.append({"b_entity": plan.entity_id, "b_keep": same})
+            deletes += [(plan.entity_id, number) for number in range(same + 1, len(plan.before.versions) + 1)]
             inserts += [_version_row(v, i + 1, now) for i, v in enumerate(plan.after.versions) if i >= same]
         if deletes:
             t = self.entities
-            conn.execute(sa.delete(t).where(t.c.entity_id == sa.bindparam("b_entity"), t.c.version > sa.bindparam("b_keep")), deletes)
+            conn.execute(sa.delete(t).where(sa.tuple_(t.c.entity_id, t.c.version).in_(deletes)))
         if inserts:
             conn.execute(sa.insert(self.entities), inserts)
 
@@ -218,7 +206,6 @@ class _Plan:
     duplicates: int
     before: history.History
     after: history.History
-    times: list
 
     @property
     def skipped(self):
@@ -230,9 +217,6 @@ class _Plan:
         while same < min(len(old), len(new)) and old[same] == new[same]:
             same += 1
         return same
-
-    def head(self, now):
-        return {"b_entity": self.entity_id, "b_events": len(self.times), "b_last": max(self.times, default=None), "b_now": now}
 
     def log_skipped(self):
         for event in self.skipped:
@@ -252,8 +236,7 @@ def _plan(new_events, stored, threshold):
     before = history.build(stored, threshold) if fresh else None
     after = history.build(stored + fresh, threshold) if fresh else None
     kept = [e for e in fresh if not _periodic_no_op(e, after)]
-    times = [e.time for e in stored + kept]
-    return _Plan(new_events[0].entity_id, fresh, kept, len(new_events) - len(fresh), before, after, times)
+    return _Plan(new_events[0].entity_id, fresh, kept, len(new_events) - len(fresh), before, after)
 
 
 def _group(events):

@@ -124,9 +124,7 @@ def _entity_tables(metadata, samples_table):
         metadata,
         sa.Column("entity_id", sa.String(NAME_LENGTH), primary_key=True),
         sa.Column("entity_type", sa.String(TYPE_LENGTH), nullable=False),
-        sa.Column("events", sa.Integer(), nullable=False),
-        sa.Column("last_event", TimestampUTC()),
-        sa.Column("updated_at", TimestampUTC(), nullable=False),
+        sa.Column("created_at", TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
     sa.Table(

@@ -56,9 +56,7 @@ def upgrade():
         "entity_heads",
         sa.Column("entity_id", sa.String(255), primary_key=True),
         sa.Column("entity_type", sa.String(32), nullable=False),
-        sa.Column("events", sa.Integer(), nullable=False),
-        sa.Column("last_event", types.TimestampUTC()),
-        sa.Column("updated_at", types.TimestampUTC(), nullable=False),
+        sa.Column("created_at", types.TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
     op.create_table(
