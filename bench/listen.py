@@ -4,7 +4,7 @@ only acknowledges them, through the same oslo.messaging listener, same run.
 Usage (from the repository root, RabbitMQ and PostgreSQL running)::
 
     .venv/bin/python bench/listen.py [--notifications 4000] [--rounds 3]
-        [--batch-size 100] [--threads 4] [--events-per-entity 4]
+        [--batch-size 100] [--threads 1] [--events-per-entity 4]
 
 Each round publishes the same workload twice with oslo.messaging's Notifier
 (each copy on its own exchange and topic, queue filled before the clock
@@ -162,7 +162,7 @@ def main():
     parser.add_argument("--notifications", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--events-per-entity", type=int, default=4, choices=[1, 2, 3, 4])
     args = parser.parse_args()
     steps = workload(args.notifications, args.events_per_entity)

@@ -143,10 +143,11 @@ LISTEN_OPTS = [
     cfg.IntOpt("workers", default=1, min=1, help="Listener processes; they share the pool's queue."),
     cfg.IntOpt(
         "executor_threads",
-        default=4,
+        default=1,
         min=1,
-        help="Threads per listener process that write batches at once (entities are locked one by one, "
-        "so batches touching the same entity wait for each other).",
+        help="Threads per listener process writing batches at once. One is fastest here "
+        "(bench/listen.py: the writer is CPU-bound Python, and batches touching the same "
+        "entities wait for each other's locks); for more throughput raise [listen] workers.",
     ),
     cfg.IntOpt(
         "batch_size",
