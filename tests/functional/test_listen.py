@@ -31,13 +31,18 @@ def t(text):
     return datetime.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def _unavailable(request, what, error):
+    # NOTE: the root conftest's skip-or-fail-under-CI rule (see
+    # tests/functional/conftest.py for why it is reached this way).
+    root = request.config.pluginmanager.get_plugin(os.path.join(os.path.dirname(os.path.dirname(__file__)), "conftest.py"))
+    root.unavailable(what, error)
+
+
 @pytest.fixture
 def channel(request):
     problem = rabbit.reachable(rabbit.RABBIT_URL)
     if problem is not None:
-        request.config.pluginmanager.get_plugin(os.path.join(e2e.os.path.dirname(os.path.dirname(__file__)), "conftest.py")).unavailable(
-            "RabbitMQ at " + rabbit.RABBIT_URL, problem
-        )
+        _unavailable(request, "RabbitMQ at " + rabbit.RABBIT_URL, problem)
     channel = rabbit.Channel()
     yield channel
     channel.close()
@@ -212,11 +217,13 @@ def test_sigterm_finishes_the_batch_in_hand(channel, tmp_path, sqlite_url):
 @pytest.fixture
 def private_broker(tmp_path_factory, request):
     if not rabbit.RABBITMQ_SERVER:
-        request.config.pluginmanager.get_plugin(os.path.join(os.path.dirname(os.path.dirname(__file__)), "conftest.py")).unavailable(
-            "rabbitmq-server", "not installed"
-        )
+        _unavailable(request, "rabbitmq-server", "not installed")
     broker = rabbit.PrivateBroker(tmp_path_factory.mktemp("rabbit"))
-    broker.start()
+    try:
+        broker.start()
+    except (OSError, RuntimeError) as e:
+        broker.stop()
+        _unavailable(request, "a private rabbitmq-server", e)
     yield broker
     broker.stop()
 
