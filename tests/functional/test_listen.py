@@ -202,7 +202,11 @@ def test_kill_9_between_receive_and_commit_redelivers(channel, tmp_path, pg_url)
 
 def test_sigterm_finishes_the_batch_in_hand(channel, tmp_path, sqlite_url):
     marker = tmp_path / "paused"
-    proc, log = listener(channel, tmp_path, sqlite_url, env={"METER_EXPORT_LISTEN_TEST_PAUSE": "3:%s" % marker})
+    # Almanach's RABBITMQ_URL (an amqp:// URL) wins over a wrong transport_url.
+    env = {"METER_EXPORT_LISTEN_TEST_PAUSE": "3:%s" % marker, "RABBITMQ_URL": rabbit.amqp(channel.url)}
+    channel.url, real = "rabbit://nobody:wrong@127.0.0.1:1/", channel.url
+    proc, log = listener(channel, tmp_path, sqlite_url, env=env)
+    channel.url = real
     for step in INSTANCE_A:
         send(channel, step)
     assert e2e.wait_for(marker.exists, timeout=30), open(log).read()[-3000:]
