@@ -181,17 +181,22 @@ def test_event_list_becomes_exact_histories(channel, tmp_path, db_url):
     assert query(db_url, lambda c, tb: c.execute(sa.select(tb["volume_types"].c.volume_type_name)).scalars().all()) == ["ssd"]
 
 
-def test_kill_9_between_receive_and_commit_redelivers(channel, tmp_path, pg_url):
+@pytest.mark.parametrize("victim", ["worker", "whole-service"])
+def test_kill_9_between_receive_and_commit_redelivers(channel, tmp_path, pg_url, victim):
     marker = tmp_path / "paused"
     proc, log = listener(channel, tmp_path, pg_url, env={"METER_EXPORT_LISTEN_TEST_PAUSE": "60:%s" % marker})
     for step in INSTANCE_A:
         send(channel, step)
     assert e2e.wait_for(marker.exists, timeout=30), open(log).read()[-3000:]
     time.sleep(0.2)
-    child = int(marker.read_text())
     assert count(pg_url, "entity_events") == 0, "paused inside the transaction"
-    os.kill(child, signal.SIGKILL)
-    # cotyledon starts a new worker; the broker redelivers what was unacknowledged.
+    if victim == "worker":
+        # cotyledon starts a new worker; the broker redelivers what was unacknowledged.
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc, log = listener(channel, tmp_path, pg_url)
     wait_events(pg_url, 4, log)
     time.sleep(1)
     assert rabbit.stop(proc) == 0
