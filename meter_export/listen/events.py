@@ -69,6 +69,7 @@ VOLUME_TYPE_CREATE = "volume_type.create"
 HANDLED = frozenset(EVENT_TYPES) | {VOLUME_TYPE_CREATE}
 
 ID_LENGTH = 255
+MESSAGE_ID_LENGTH = 128  # storage/schema.py MESSAGE_ID_LENGTH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +172,8 @@ def parse(message, policy=None):
     try:
         if not isinstance(message_id, str) or not message_id:
             raise _Bad("metadata.message_id is missing, so a redelivery could not be recognised")
+        if len(message_id) > MESSAGE_ID_LENGTH:
+            raise _Bad("metadata.message_id is %d characters, more than %d" % (len(message_id), MESSAGE_ID_LENGTH))
         payload = message.get("payload")
         if not isinstance(payload, dict):
             raise _Bad("payload is a %s, not an object" % type(payload).__name__)
@@ -178,7 +181,8 @@ def parse(message, policy=None):
             return _volume_type(message_id, payload)
         return _event(message_id, event_type, message, payload, policy)
     except _Bad as e:
-        return Malformed(message_id if isinstance(message_id, str) else None, event_type, str(e), _jsonable(message))
+        message_id = message_id[:MESSAGE_ID_LENGTH] if isinstance(message_id, str) else None
+        return Malformed(message_id, event_type, str(e), _jsonable(message))
 
 
 def _volume_type(message_id, payload):

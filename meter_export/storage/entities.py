@@ -151,7 +151,7 @@ class EntityStore:
         if writer is None:
             conn.execute(self._insert_ignore(self.heads, "entity_id"), rows)
         else:
-            writer(conn, self.heads, rows)
+            _driver_call(conn, writer, self.heads, rows)
         t = self.heads
         conn.execute(sa.select(t.c.entity_id).where(t.c.entity_id.in_(ids)).order_by(t.c.entity_id).with_for_update()).all()
 
@@ -287,7 +287,20 @@ def _bulk_insert(conn, table, rows):
     if writer is None:
         conn.execute(sa.insert(table), rows)
     else:
+        _driver_call(conn, writer, table, rows)
+
+
+def _driver_call(conn, writer, table, rows):
+    """Run a driver-level writer; its DBAPI errors become SQLAlchemy's, so
+    retries and quarantine see them as they see any statement's."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
         writer(conn, table, rows)
+    except dbapi.Error as e:
+        lost = conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate()
+        raise sa.exc.DBAPIError.instance(None, None, e, dbapi.Error, connection_invalidated=lost) from e
 
 
 def _group(events):

@@ -176,3 +176,24 @@ def test_concurrent_writers_of_one_entity_agree(store, db_url):
         other.close()
     assert errors == []
     assert [r["flavor"] for r in versions(store, IID)] == ["m1.small", "m1.small", "m1.small", "m1.large"]
+
+
+def test_a_notification_the_database_refuses_is_quarantined_alone(pg_url):
+    # NOTE: a site's own CHECK constraint refuses one version that passes our
+    # checks; it must not come back from the queue forever, nor block the rest.
+    schema(pg_url)
+    store = entities_mod.EntityStore(pg_url)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE entities ADD CONSTRAINT small_volumes CHECK (size < 1000)")
+    huge = "f" + VID[1:]
+    batch = parse(
+        n.volume_create(VID, "2026-03-01T10:00:00", size=50), n.volume_create(huge, "2026-03-01T10:00:00", size=5000), *INSTANCE_LIFE
+    )
+    result = store.apply(batch)
+    assert (result.events, result.quarantined) == (6, 1)
+    assert len(versions(store, VID)) == 1 and len(versions(store, IID)) == 4 and versions(store, huge) == []
+    with store.engine.connect() as conn:
+        [q] = conn.execute(sa.select(store.quarantine)).all()
+    assert q.reason.startswith("volume.create.end: refused by the database: ") and "small_volumes" in q.reason
+    assert q.message_id == batch[1].message_id
+    store.close()

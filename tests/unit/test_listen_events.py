@@ -132,6 +132,8 @@ def test_malformed_messages_say_why():
     msg = base()
     msg["metadata"] = {}
     assert "message_id is missing" in _malformed(msg)
+    msg = base(message_id="m" * 129)
+    assert _malformed(msg) == "metadata.message_id is 129 characters, more than 128"
     msg = base()
     msg["payload"]["image_meta"] = ["x"]
     assert _malformed(msg) == "payload.image_meta is a list, not an object"
