@@ -73,7 +73,7 @@ class Channel:
     def config(self, tmp_path, db_url, batch_size=50, extra=""):
         path = tmp_path / "listen.conf"
         path.write_text(
-            "[DEFAULT]\ndebug = true\n[database]\nconnection = %s\nretry_timeout = 30\n"
+            "[DEFAULT]\ndebug = true\n[database]\nconnection = %s\nretry_timeout = 3\n"
             "[listen]\ntransport_url = %s\nexchanges = %s\ntopics = %s\npool =\nbatch_size = %d\n"
             "batch_timeout = 0.2\nexecutor_threads = 2\n%s"
             "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\nrabbit_retry_backoff = 1\nrabbit_interval_max = 2\n"

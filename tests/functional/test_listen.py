@@ -18,6 +18,7 @@ from meter_export.storage import engine as storage_engine
 from meter_export.storage import schema
 from tests import notifications as n
 from tests.functional import e2e
+from tests.functional import proxies
 from tests.functional import rabbit
 
 UTC = datetime.UTC
@@ -221,6 +222,32 @@ def test_sigterm_finishes_the_batch_in_hand(channel, tmp_path, sqlite_url):
     stored = count(sqlite_url, "entity_events")
     assert stored >= 1
     assert channel.queue_depth() == len(INSTANCE_A) - stored
+
+
+def test_database_outage_longer_than_the_retries_requeues_and_loses_nothing(channel, tmp_path, pg_url):
+    # NOTE: [database] retry_timeout (3 s) is shorter than the outage (8 s):
+    # the batch in hand gives up, goes back to the queue unacknowledged, and
+    # lands once the database is back.
+    upstream = sa.engine.make_url(pg_url)
+    with proxies.TcpProxy((upstream.host, upstream.port)) as proxy:
+        config_url = proxy.url_for(pg_url)
+        proc, log = listener(channel, tmp_path, config_url, batch_size=5)
+        ids = ["%08d-0000-4000-8000-0000000000aa" % i for i in range(40)]
+        for iid in ids[:20]:
+            send(channel, n.instance_create(iid, "2026-03-01T10:00:00"))
+        proxy.cut()
+        for iid in ids[20:]:
+            send(channel, n.instance_create(iid, "2026-03-01T10:00:00"))
+        time.sleep(8)
+        proxy.restore()
+        wait_events(pg_url, 40, log, timeout=120)
+        time.sleep(1)
+        assert rabbit.stop(proc) == 0
+    assert sorted(histories(pg_url)) == ids
+    assert count(pg_url, "entity_events") == 40
+    assert channel.queue_depth() == 0
+    text = open(log).read()
+    assert "they go back to the queue" in text, "the outage was never seen by the listener"
 
 
 @pytest.fixture
