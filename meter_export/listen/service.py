@@ -168,13 +168,17 @@ class ListenService(cotyledon.Service):
         self._stopped = threading.Event()
 
     def run(self):
-        listener = Listener(self.conf, self._shutdown)
+        listener = None
         try:
+            listener = Listener(self.conf, self._shutdown)
             listener.start()
             self._shutdown.wait()
         finally:
-            listener.stop()
-            LOG.info("Listener %d stopped", self.worker_id)
+            # NOTE(listen): set even when the start failed, or terminate()
+            # would wait for ever.
+            if listener is not None:
+                listener.stop()
+                LOG.info("Listener %d stopped", self.worker_id)
             self._stopped.set()
 
     def terminate(self):

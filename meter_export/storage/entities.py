@@ -30,7 +30,7 @@ from meter_export.storage.types import JSONDocument
 LOG = logging.getLogger(__name__)
 QUARANTINE_STREAM = "listen"
 #: rename-only events Cinder repeats every audit period; one that changes
-#: nothing is not kept (see _kept).
+#: nothing is not kept (see _periodic_no_op).
 _PERIODIC = frozenset({"volume.exists"})
 
 
