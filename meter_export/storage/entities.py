@@ -59,8 +59,9 @@ class EntityStore:
         self.volume_threshold = volume_threshold
         self._rules = dialects.rules(self.engine.dialect)
         shutdown = shutdown or threading.Event()
-        # NOTE(listen): only failures that can succeed later are retried; a
-        # batch that still fails is requeued by the endpoint as a whole.
+        # NOTE(listen): only failures that can succeed later are retried (the
+        # samples writer's rule, shared so both families agree on what a
+        # retry can cure); a batch that still fails is requeued as a whole.
         self._retry = tenacity.Retrying(
             retry=tenacity.retry_if_exception(samples._retryable),
             wait=tenacity.wait_exponential(multiplier=0.2, max=10),
