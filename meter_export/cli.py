@@ -21,12 +21,15 @@ DESCRIPTION = (
 
 
 def dbsync(conf):
+    from meter_export.listen import events
+    from meter_export.storage import entities
     from meter_export.storage import migrate
     from meter_export.storage import samples as sink
 
     target = sink.Sink.from_conf(conf)
     try:
         revision = migrate.upgrade(target)
+        entities.EntityStore(None, engine=target.engine).set_expected_meters(events.expected_meters(conf))
     finally:
         target.close()
     LOG.info("Schema of %s is at revision %s", target, revision)
@@ -245,6 +248,12 @@ def _add_billing_parsers(subparsers):
     parser.set_defaults(func=usage)
 
 
+def listen(conf):
+    from meter_export.listen import service as listen_service
+
+    return listen_service.run(conf)
+
+
 def _add_parsers(subparsers):
     parser = subparsers.add_parser(
         "dbsync",
@@ -277,6 +286,16 @@ def _add_parsers(subparsers):
     parser.set_defaults(func=backfill)
     _add_rating_parsers(subparsers)
     _add_billing_parsers(subparsers)
+    parser = subparsers.add_parser(
+        "listen",
+        help="The notification listener: Nova and Cinder events become entity histories.",
+        description="Consume the notifications of [listen] topics on [listen] exchanges from "
+        "[listen] transport_url (or RABBITMQ_URL) and keep one row per version of every instance "
+        "and volume in the entities table. A batch is acknowledged only after its commit; "
+        "malformed notifications go to the quarantine table. SIGTERM finishes the batches in "
+        "hand and exits 0.",
+    )
+    parser.set_defaults(func=listen)
 
 
 COMMAND = cfg.SubCommandOpt("command", title="Commands", help="Run meter-export COMMAND --help for its options.", handler=_add_parsers)

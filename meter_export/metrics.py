@@ -79,6 +79,29 @@ class UnratedUsageCollector:
         yield family
 
 
+class MissingTelemetryCollector:
+    """meter_export_missing_telemetry_hours, read at scrape time from the
+    missing_telemetry view (storage/entity_views.py): hours of the last 31
+    days an entity existed (running) without any sample of its meters."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def collect(self):
+        family = core.GaugeMetricFamily(
+            "meter_export_missing_telemetry_hours",
+            "Whole hours in the last 31 days an instance ran or a volume existed without one sample of its meters.",
+            labels=["entity_type"],
+        )
+        counts = {"instance": 0, "volume": 0}
+        with self.sink.engine.connect() as conn:
+            query = sa.text("SELECT entity_type, COUNT(*) FROM missing_telemetry GROUP BY entity_type")
+            counts.update({kind: n for kind, n in conn.execute(query)})
+        for kind, n in sorted(counts.items()):
+            family.add_metric([kind], n)
+        yield family
+
+
 def make_app(sink):
     """A WSGI app building a fresh registry per scrape (multiprocess mode)."""
 
@@ -87,6 +110,7 @@ def make_app(sink):
         multiprocess.MultiProcessCollector(registry)
         registry.register(CheckpointLagCollector(sink))
         registry.register(UnratedUsageCollector(sink))
+        registry.register(MissingTelemetryCollector(sink))
         return prom.make_wsgi_app(registry)(environ, start_response)
 
     return app

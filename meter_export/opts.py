@@ -144,6 +144,84 @@ RATING_OPTS = [
     ),
 ]
 
+LISTEN_OPTS = [
+    cfg.StrOpt(
+        "transport_url",
+        default="rabbit://guest:guest@127.0.0.1:5672/",
+        secret=True,
+        help="oslo.messaging URL of the broker the OpenStack services send their notifications to. "
+        "The environment variable RABBITMQ_URL overrides it (an amqp:// URL is read as rabbit://), "
+        "as in Almanach. Broker options such as SSL and heartbeats are oslo.messaging's own "
+        "[oslo_messaging_rabbit] options, read from the same config file.",
+    ),
+    cfg.ListOpt(
+        "topics",
+        default=["notifications"],
+        help="Notification topics to listen on (Nova's and Cinder's default is notifications; "
+        "Almanach had its services add a topic of its own, e.g. almanach).",
+    ),
+    cfg.ListOpt(
+        "exchanges",
+        default=["nova", "cinder", "openstack"],
+        help="Exchanges the topics are bound on: each service publishes on its control_exchange "
+        "(nova for Nova; openstack, Cinder's default, or cinder).",
+    ),
+    cfg.StrOpt(
+        "pool",
+        default="meter-export",
+        help="Listener pool: every pool gets its own copy of each notification, so meter-export "
+        "does not take notifications away from Ceilometer or other consumers of the same topic. "
+        "Empty: share the topic's default queue.",
+    ),
+    cfg.IntOpt("workers", default=1, min=1, help="Listener processes; they share the pool's queue."),
+    cfg.IntOpt(
+        "executor_threads",
+        default=1,
+        min=1,
+        help="Threads per listener process writing batches at once. One is fastest here "
+        "(bench/listen.py: the writer is CPU-bound Python, and batches touching the same "
+        "entities wait for each other's locks); for more throughput raise [listen] workers.",
+    ),
+    cfg.IntOpt(
+        "batch_size",
+        default=100,
+        min=1,
+        max=10000,
+        help="Notifications written in one transaction and acknowledged together after its commit.",
+    ),
+    cfg.FloatOpt(
+        "batch_timeout",
+        default=1.0,
+        min=0.01,
+        help="Seconds a partial batch waits for more notifications before it is written.",
+    ),
+    cfg.IntOpt(
+        "volume_existence_threshold",
+        default=60,
+        min=0,
+        help="Seconds (Almanach's rule): a volume attach/detach this soon after its version began "
+        "updates that version in place, and a delete this soon drops it.",
+    ),
+    cfg.ListOpt(
+        "image_meta_keys",
+        default=["distro", "version", "os_type"],
+        help="Image properties of an instance kept in entities.image_meta (a rebuild that changes them opens a new version).",
+    ),
+    cfg.ListOpt("metadata_keys", default=[], help="Instance metadata keys kept in entities.metadata."),
+    cfg.ListOpt(
+        "instance_meters",
+        default=["cpu"],
+        help="Meters a running instance is expected to send at least once an hour; an hour without "
+        "any of them is listed in the missing_telemetry view. Written to the entity_meters table by "
+        "dbsync and when listen starts. Empty: instances are not checked.",
+    ),
+    cfg.ListOpt(
+        "volume_meters",
+        default=["volume.size"],
+        help="Meters an existing volume is expected to send at least once an hour (see instance_meters).",
+    ),
+]
+
 METRICS_OPTS = [
     cfg.PortOpt("port", default=0, help="Port of the Prometheus metrics endpoint; 0 turns it off."),
     cfg.HostAddressOpt("host", default="127.0.0.1", help="Address the metrics endpoint listens on."),
@@ -228,6 +306,7 @@ def list_opts():
             ("ceilometer", ceilometer_source.OPTS),
             ("sync", SYNC_OPTS),
             ("rating", RATING_OPTS),
+            ("listen", LISTEN_OPTS),
             ("metrics", METRICS_OPTS),
             ("billing", BILLING_OPTS),
             ("api", API_OPTS),

@@ -79,6 +79,10 @@ def _lock_row(conn, locks, project_id, now):
     conn.execute(locks.update().where(locks.c.project_id == project_id).values(taken_at=now))
 
 
+def _mysql_days_ago(days):
+    return "UTC_TIMESTAMP(6) - INTERVAL %d DAY" % days
+
+
 def _mysql_upsert(insert, keys, columns):
     del keys  # MySQL finds the conflicting key itself
     return insert.on_duplicate_key_update({c: insert.inserted[c] for c in columns})
@@ -135,6 +139,12 @@ class Rules:
     #: (role, password, database) -> statements creating a read-only role
     read_only_role: typing.Optional[typing.Callable]
 
+    #: SQL text of now, in UTC, comparable with a timestamp column (views)
+    sql_now: str
+    #: (days) -> SQL text of the start of the hour, ``days`` before now
+    sql_hour_days_ago: typing.Callable
+    #: (SQL expression of a whole hour) -> SQL text of the next hour
+    sql_next_hour: typing.Callable
     #: sales orders: an exclusion constraint keeps periods apart (btree_gist)
     orders_exclusion: bool
     #: sales orders: (conn, locks table, project_id, now) serialising the
@@ -199,6 +209,11 @@ RULES = {
         orders_exclusion=True,
         orders_lock=None,
         orders_overlap=_pg_overlap,
+        sql_now="now()",
+        # NOTE(listen): truncated in UTC, whatever the session's TimeZone
+        # (an offset of +05:30 would shift every hour).
+        sql_hour_days_ago=lambda days: "(date_trunc('hour', now() AT TIME ZONE 'UTC' - interval '%d days') AT TIME ZONE 'UTC')" % days,
+        sql_next_hour=lambda expr: "(%s + interval '1 hour')" % expr,
     ),
     "mysql": Rules(
         family="mysql",
@@ -224,6 +239,13 @@ RULES = {
         orders_exclusion=False,
         orders_lock=_lock_row,
         orders_overlap=lambda exc: False,
+        sql_now="UTC_TIMESTAMP(6)",
+        # NOTE(listen): no DATE_FORMAT: a '%' in DDL text trips pymysql's
+        # parameter formatting.
+        sql_hour_days_ago=lambda days: (
+            "CAST(TIMESTAMP(DATE(%s), MAKETIME(HOUR(%s), 0, 0)) AS DATETIME(6))" % ((_mysql_days_ago(days),) * 2)
+        ),
+        sql_next_hour=lambda expr: "(%s + INTERVAL 1 HOUR)" % expr,
     ),
     "sqlite": Rules(
         family="sqlite",
@@ -253,6 +275,12 @@ RULES = {
         orders_lock=_lock_row,
         orders_overlap=_sqlite_overlap,
         orders_triggers=tuple(_SQLITE_NO_OVERLAP),
+        # NOTE(listen): timestamps are text 'YYYY-MM-DD HH:MM:SS.ffffff' here
+        # (storage/upsert.py), compared as text: every value a view builds
+        # has that shape too.
+        sql_now="strftime('%Y-%m-%d %H:%M:%f000', 'now')",
+        sql_hour_days_ago=lambda days: "strftime('%%Y-%%m-%%d %%H:00:00.000000', 'now', '-%d days')" % days,
+        sql_next_hour=lambda expr: "strftime('%%Y-%%m-%%d %%H:00:00.000000', %s, '+1 hour')" % expr,
     ),
 }
 

@@ -9,6 +9,7 @@ import sqlalchemy.ext.compiler
 from sqlalchemy.dialects import postgresql
 
 from meter_export.storage import dialects
+from meter_export.storage import entity_views
 from meter_export.storage.types import ExactDecimal
 from meter_export.storage.types import JSONDocument
 from meter_export.storage.types import LongText
@@ -81,6 +82,7 @@ def make_metadata(samples_table="samples"):
     )
     _rating_tables(metadata)
     _billing_tables(metadata)
+    _entity_tables(metadata, samples_table)
     return metadata
 
 
@@ -229,3 +231,78 @@ def _billing_tables(metadata):
         sa.Column("requested_at", TimestampUTC(), nullable=False),
         mysql_charset="utf8mb4",
     )
+
+
+def _entity_tables(metadata, samples_table):
+    """The push side's tables (listen/, storage/entities.py) and their views
+    (storage/entity_views.py, created and dropped with the tables).
+
+    entities: one row per version of an instance or volume (type 2 history);
+    entity_events: every accepted notification, keyed by message_id (what
+    makes a redelivery harmless, and what a history is rebuilt from);
+    entity_heads: one row per entity, the lock that serialises its writers;
+    volume_types: Cinder's volume type ids and names;
+    entity_meters: which meters each entity type is expected to send (the
+    missing_telemetry view reads it; [listen] *_meters fill it).
+    """
+    sa.Table(
+        "entities",
+        metadata,
+        sa.Column("entity_id", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("entity_type", sa.String(TYPE_LENGTH), nullable=False),
+        sa.Column("project_id", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("name", sa.String(NAME_LENGTH)),
+        sa.Column("start", TimestampUTC(), nullable=False),
+        sa.Column("end", TimestampUTC()),
+        sa.Column("last_event", TimestampUTC(), nullable=False),
+        sa.Column("flavor", sa.String(NAME_LENGTH)),
+        sa.Column("image_meta", JSONDocument()),
+        sa.Column("metadata", JSONDocument()),
+        sa.Column("power_state", sa.String(TYPE_LENGTH)),
+        sa.Column("volume_type", sa.String(NAME_LENGTH)),
+        sa.Column("size", sa.Integer()),
+        sa.Column("attached_to", JSONDocument()),
+        sa.Column("updated_at", TimestampUTC(), nullable=False),
+        sa.Index("ix_entities_project_start", "project_id", "start"),
+        sa.Index("ix_entities_type_end", "entity_type", "end"),
+        mysql_charset="utf8mb4",
+    )
+    sa.Table(
+        "entity_events",
+        metadata,
+        sa.Column("message_id", sa.String(MESSAGE_ID_LENGTH), primary_key=True),
+        sa.Column("entity_id", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("entity_type", sa.String(TYPE_LENGTH), nullable=False),
+        sa.Column("event_type", sa.String(NAME_LENGTH), nullable=False),
+        sa.Column("event_time", TimestampUTC(), nullable=False),
+        sa.Column("received_at", TimestampUTC(), nullable=False),
+        sa.Column("event", JSONDocument(), nullable=False),
+        sa.Index("ix_entity_events_entity_time", "entity_id", "event_time"),
+        mysql_charset="utf8mb4",
+    )
+    sa.Table(
+        "entity_heads",
+        metadata,
+        sa.Column("entity_id", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("entity_type", sa.String(TYPE_LENGTH), nullable=False),
+        sa.Column("created_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+    sa.Table(
+        "volume_types",
+        metadata,
+        sa.Column("volume_type_id", sa.String(NAME_LENGTH), primary_key=True),
+        sa.Column("volume_type_name", sa.String(NAME_LENGTH)),
+        sa.Column("updated_at", TimestampUTC(), nullable=False),
+        mysql_charset="utf8mb4",
+    )
+    sa.Table(
+        "entity_meters",
+        metadata,
+        sa.Column("entity_type", sa.String(TYPE_LENGTH), primary_key=True),
+        sa.Column("meter", sa.String(NAME_LENGTH), primary_key=True),
+        mysql_charset="utf8mb4",
+    )
+    sa.event.listen(metadata, "after_create", lambda _target, connection, **_kw: entity_views.create(connection, samples_table))
+    sa.event.listen(metadata, "before_drop", lambda _target, connection, **_kw: entity_views.drop(connection))
