@@ -319,9 +319,11 @@ class KeystoneServer(processes.Server):
 
     # -- API ------------------------------------------------------------------
 
-    def request(self, method, path, body=None, token=None, timeout=30):
-        """(status, headers, JSON body) of one v3 call, as admin by default.
+    def request(self, method, path, body=None, token=None, headers=None, timeout=30):
+        """(status, headers, JSON body) of one v3 call.
 
+        :param token: the caller's token; None for the admin's, False for
+            none (POST /auth/tokens).
         :raises KeystoneError: on an HTTP error.
         """
         data = json.dumps(body).encode() if body is not None else None
@@ -332,6 +334,8 @@ class KeystoneServer(processes.Server):
             req.add_header("Content-Type", "application/json")
         if token is not False:
             req.add_header("X-Auth-Token", token or self.admin_token())
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
                 text = resp.read()
@@ -365,25 +369,11 @@ class KeystoneServer(processes.Server):
 
         :raises KeystoneError: 404 for an unknown, expired or revoked token.
         """
-        req = urllib.request.Request(self.auth_url + "/auth/tokens", method="GET")  # noqa: S310 (our own http URL)
-        req.add_header("X-Auth-Token", self.admin_token())
-        req.add_header("X-Subject-Token", token)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return json.loads(resp.read())["token"]
-        except urllib.error.HTTPError as e:
-            raise KeystoneError(e.code, e.read().decode(errors="replace")[:500]) from None
+        return self.request("GET", "/auth/tokens", headers={"X-Subject-Token": token})[2]["token"]
 
     def revoke(self, token):
         """Revoke ``token`` now (DELETE /v3/auth/tokens, as admin)."""
-        req = urllib.request.Request(self.auth_url + "/auth/tokens", method="DELETE")  # noqa: S310 (our own http URL)
-        req.add_header("X-Auth-Token", self.admin_token())
-        req.add_header("X-Subject-Token", token)
-        try:
-            with urllib.request.urlopen(req, timeout=30):  # noqa: S310
-                pass
-        except urllib.error.HTTPError as e:
-            raise KeystoneError(e.code, e.read().decode(errors="replace")[:500]) from None
+        self.request("DELETE", "/auth/tokens", headers={"X-Subject-Token": token})
 
     def create_project(self, name, domain=DOMAIN, description=""):
         """A new project's id."""
