@@ -69,21 +69,21 @@ class Database:
     """A fresh PostgreSQL database on PG_URL, dropped by drop()."""
 
     def __init__(self):
-        from meter_export.sink import sql
+        from meter_export.storage import engine as storage_engine
 
         # NOTE(bench): not mx_bench_ (bench/sink_throughput.py's prefix): on
         # 2026-11-21 our mx_bench_* databases were dropped by another process
         # in the middle of a run; a prefix of our own keeps clear of that.
         self.name = "mx_e2e_" + uuid.uuid4().hex[:12]
-        self._admin = sa.create_engine(sql.dress_url(PG_URL), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        self._admin = sa.create_engine(storage_engine.dress_url(PG_URL), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         with self._admin.connect() as conn:
             conn.execute(sa.text("CREATE DATABASE " + self.name))
         self.url = sa.engine.make_url(PG_URL).set(database=self.name).render_as_string(hide_password=False)
 
     def count(self, table="samples"):
-        from meter_export.sink import sql
+        from meter_export.storage import engine as storage_engine
 
-        engine = sa.create_engine(sql.dress_url(self.url), poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(storage_engine.dress_url(self.url), poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as conn:
                 return conn.execute(sa.text("SELECT count(*) FROM %s" % table)).scalar()
@@ -135,7 +135,10 @@ def startup_seconds(repeat=3):
     What a subprocess `meter-export run --once` pays before its first request
     (the benches time the sync in-process, so it is reported, not counted).
     """
-    code = "import meter_export.cli, meter_export.worker, meter_export.sources.gnocchi, meter_export.sources.ceilometer, meter_export.sink"
+    code = (
+        "import meter_export.cli, meter_export.worker, meter_export.sources.gnocchi, "
+        "meter_export.sources.ceilometer, meter_export.storage.samples"
+    )
     times = []
     for _ in range(repeat):
         started = time.perf_counter()

@@ -284,7 +284,7 @@ def steady(endpoint, client, server, workdir, resources, idle_data):
 def set_checkpoints(url, data, until):
     """Checkpoints as a pass that finished at ``until`` left them."""
     from meter_export import checkpoint
-    from meter_export.sink import Sink
+    from meter_export.storage.samples import Sink
 
     sink = Sink(url)
     try:

@@ -40,9 +40,9 @@ import uuid
 
 import orjson
 
-from meter_export.sink import Sink
-from meter_export.sink import migrate
 from meter_export.sources import Sample
+from meter_export.storage import migrate
+from meter_export.storage.samples import Sink
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}

@@ -13,11 +13,11 @@ import sys
 import threading
 
 from meter_export import service
-from meter_export import sink as sink_mod
 from meter_export import sources
 from meter_export import sync
 from meter_export import utils
 from meter_export import worker
+from meter_export.storage import samples as sink_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ DESCRIPTION = (
 
 
 def dbsync(conf):
-    from meter_export import sink
-    from meter_export.sink import migrate
+    from meter_export.storage import migrate
+    from meter_export.storage import samples as sink
 
     target = sink.Sink.from_conf(conf)
     try:

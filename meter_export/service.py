@@ -102,10 +102,10 @@ def check_config(conf):
 
 
 def _check_database_url(conf):
-    from meter_export.sink import sql
+    from meter_export.storage import engine as storage_engine
 
     try:
-        sql.dress_url(conf.database.connection)
+        storage_engine.dress_url(conf.database.connection)
     except Exception as e:  # sqlalchemy raises several kinds for a bad URL
         raise ConfigError("database", "connection", "invalid URL (%s)" % e)
 

@@ -13,8 +13,8 @@ import threading
 
 from meter_export import checkpoint
 from meter_export import utils
-from meter_export.sink import sql
 from meter_export.sources import Stream
+from meter_export.storage import schema
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _write_pages(pages, sink, stream, scope, shutdown, counts):
     return True
 
 
-def sync_stream(source, sink, stream, windows, scope=sql.LIVE_SCOPE, shutdown=None, census=None):
+def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None, census=None):
     """Sync a stream's windows in order; never raises, the result says.
 
     NOTE(sync): nothing is logged here: the caller logs the result once, a

@@ -19,11 +19,11 @@ from cotyledon import oslo_config_glue
 
 from meter_export import filters as filters_mod
 from meter_export import service
-from meter_export import sink as sink_mod
 from meter_export import sources
 from meter_export import sync
 from meter_export import utils
-from meter_export.sink import migrate
+from meter_export.storage import migrate
+from meter_export.storage import samples as sink_mod
 
 LOG = logging.getLogger(__name__)
 

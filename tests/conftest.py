@@ -36,9 +36,9 @@ def unavailable(what, error):
 
 
 def _admin_engine(url):
-    from meter_export.sink import sql
+    from meter_export.storage import engine as storage_engine
 
-    return sa.create_engine(sql.dress_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    return sa.create_engine(storage_engine.dress_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
 
 def _fresh_server_database(url):

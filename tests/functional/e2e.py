@@ -8,7 +8,8 @@ import time
 
 import sqlalchemy as sa
 
-from meter_export.sink import sql
+from meter_export.storage import engine as storage_engine
+from meter_export.storage import schema
 
 BIN = os.path.join(os.path.dirname(sys.executable), "meter-export")
 
@@ -75,8 +76,8 @@ def stop_worker(proc, sig=signal.SIGTERM, timeout=90):
 
 def table(db_url, columns=("message_id", "resource_id", "counter_name", "timestamp", "counter_volume")):
     """The samples table as a list of tuples."""
-    engine = sa.create_engine(sql.dress_url(db_url), poolclass=sa.pool.NullPool)
-    meta = sql.make_metadata()
+    engine = sa.create_engine(storage_engine.dress_url(db_url), poolclass=sa.pool.NullPool)
+    meta = schema.make_metadata()
     try:
         with engine.connect() as conn:
             samples = meta.tables["samples"]
@@ -86,8 +87,8 @@ def table(db_url, columns=("message_id", "resource_id", "counter_name", "timesta
 
 
 def checkpoints(db_url, scope="live"):
-    engine = sa.create_engine(sql.dress_url(db_url), poolclass=sa.pool.NullPool)
-    meta = sql.make_metadata()
+    engine = sa.create_engine(storage_engine.dress_url(db_url), poolclass=sa.pool.NullPool)
+    meta = schema.make_metadata()
     try:
         with engine.connect() as conn:
             t = meta.tables["checkpoints"]

@@ -26,11 +26,11 @@ import sqlalchemy as sa
 from telemetry_stack import seed
 
 from meter_export import service
-from meter_export import sink as sink_mod
 from meter_export import sources
 from meter_export import sync
-from meter_export.sink import migrate
 from meter_export.sources import gnocchi as gnocchi_source
+from meter_export.storage import migrate
+from meter_export.storage import samples as sink_mod
 from tests.functional import proxies
 
 UTC = datetime.UTC

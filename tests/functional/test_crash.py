@@ -46,7 +46,8 @@ import sqlalchemy as sa
 
 from meter_export import backfill
 from meter_export import worker
-from meter_export.sink import sql
+from meter_export.storage import engine as storage_engine
+from meter_export.storage import schema
 from tests.functional import e2e
 
 pytestmark = pytest.mark.slow
@@ -216,7 +217,7 @@ def snapshot(engine, scope):
     only add rows the checkpoints do not cover yet, so a correct sink always
     passes; the other order would report false losses.
     """
-    meta = sql.make_metadata()
+    meta = schema.make_metadata()
     cps, samples = meta.tables["checkpoints"], meta.tables["samples"]
     columns = [samples.c[c] for c in ("message_id", "resource_id", "counter_name", "timestamp", "counter_volume")]
     with engine.connect() as conn:
@@ -224,7 +225,7 @@ def snapshot(engine, scope):
         rows = [tuple(r) for r in conn.execute(sa.select(*columns))]
     # NOTE(crash): message_id is the primary key, but a duplicate is what is
     # looked for here, so count the distinct ones anyway.
-    live = sum(s == sql.LIVE_SCOPE for s, _, _ in found)
+    live = sum(s == schema.LIVE_SCOPE for s, _, _ in found)
     return Snapshot({m: t for s, m, t in found if s == scope}, live, rows, len({r[0] for r in rows}))
 
 
@@ -267,8 +268,8 @@ class Crasher:
     def __init__(self, case, workdir, db_url, source, args, lo, hi, abort):
         self.case, self.source, self.args, self.lo, self.hi, self.abort = case, source, args, lo, hi, abort
         self.config = write_config(workdir, db_url, source)
-        self.scope = sql.LIVE_SCOPE if args[0] == "run" else backfill.scope_for(lo, hi)
-        self.engine = sa.create_engine(sql.dress_url(db_url), poolclass=sa.pool.NullPool)
+        self.scope = schema.LIVE_SCOPE if args[0] == "run" else backfill.scope_for(lo, hi)
+        self.engine = sa.create_engine(storage_engine.dress_url(db_url), poolclass=sa.pool.NullPool)
         self.log = workdir / "meter-export.log"
         self.rng = random.Random("%d/%s" % (SEED, case))
         self.expected = source.between(lo, hi)
@@ -356,7 +357,7 @@ class Crasher:
             sorted(extra.items())[:3],
             self.where(),
         )
-        if self.scope != sql.LIVE_SCOPE:
+        if self.scope != schema.LIVE_SCOPE:
             assert snap.live == 0, "backfill wrote a live checkpoint %s" % self.where()
         for meter, until in snap.checkpoints.items():
             missing = sorted(set(self.source.between(self.lo, min(until, self.hi), meter)) - set(table))
@@ -385,7 +386,7 @@ class Crasher:
         on the machine's speed; starting over keeps the later kills landing
         in a sync under way, where they prove something.
         """
-        meta = sql.make_metadata()
+        meta = schema.make_metadata()
         with self.engine.begin() as conn:
             conn.execute(meta.tables["samples"].delete())
             conn.execute(meta.tables["checkpoints"].delete().where(meta.tables["checkpoints"].c.scope == self.scope))
@@ -420,7 +421,7 @@ class Crasher:
         )
         assert sorted(snap.checkpoints) == sorted(self.source.meters), self.where()
         assert min(snap.checkpoints.values()) >= self.hi, self.where()
-        if self.scope != sql.LIVE_SCOPE:
+        if self.scope != schema.LIVE_SCOPE:
             assert snap.live == 0, "backfill wrote a live checkpoint %s" % self.where()
 
 
@@ -488,7 +489,7 @@ def test_sigkill_in_a_large_catch_up_window_loses_and_doubles_nothing(tmp_path, 
             break
     assert inside, "no kill landed inside a window %s" % crasher.where()
     crasher.finish(("run", "--once"))
-    snap = snapshot(crasher.engine, sql.LIVE_SCOPE)
+    snap = snapshot(crasher.engine, schema.LIVE_SCOPE)
     crasher.check_exact(snap, crasher.table(snap))
     crasher.engine.dispose()
 

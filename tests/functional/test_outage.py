@@ -215,7 +215,7 @@ def test_postgresql_outage_bridged_by_write_retries(pg_url, gnocchi_client, gnoc
         ).read()[-3000:]
         _finish(worker, log_path, workers)
     log = open(log_path).read()
-    assert "Retrying meter_export.sink.Sink._write_once" in log, "the outage was never seen by the worker"
+    assert "Retrying meter_export.storage.samples.Sink._write_once" in log, "the outage was never seen by the worker"
     assert landed(pg_url) == rows
 
 

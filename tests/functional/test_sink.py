@@ -9,14 +9,14 @@ from alembic import command
 from alembic import migration
 
 from meter_export import checkpoint
-from meter_export.sink import Sink
-from meter_export.sink import migrate
-from meter_export.sink import rows as rows_module
-from meter_export.sink import sql
 from meter_export.sources import Filter
 from meter_export.sources import MeterSpec
 from meter_export.sources import Rejected
 from meter_export.sources import Stream
+from meter_export.storage import migrate
+from meter_export.storage import rows as rows_module
+from meter_export.storage import schema
+from meter_export.storage.samples import Sink
 from tests.samples import T0
 from tests.samples import make_sample
 
@@ -45,8 +45,8 @@ def quarantined(sink):
 def test_dbsync_twice_changes_nothing(sink):
     with sink.engine.connect() as conn:
         before = sorted(sa.inspect(conn).get_table_names())
-        assert migrate.current_revision(conn) == "0001"
-    assert migrate.upgrade(sink) == "0001"
+        assert migrate.current_revision(conn) == migrate.head()
+    assert migrate.upgrade(sink) == migrate.head()
     with sink.engine.connect() as conn:
         assert sorted(sa.inspect(conn).get_table_names()) == before
     assert {"samples", "checkpoints", "quarantine", "alembic_version"} <= set(before)
@@ -207,7 +207,7 @@ def test_a_deadlock_mid_batch_retries_the_whole_transaction(mysql_url, caplog, i
     assert holding.wait(30)
     if isolating:
         good, rejected = rows_module.prepare([a, b, c, d])
-        result = sink._retry(sink._transaction, good, rejected, STREAM, T0, sql.LIVE_SCOPE, sink._upsert_isolating)
+        result = sink._retry(sink._transaction, good, rejected, STREAM, T0, schema.LIVE_SCOPE, sink._upsert_isolating)
     else:
         result = sink.write([a, b, c, d], STREAM, advance_to=T0)
     thread.join(60)

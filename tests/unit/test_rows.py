@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from meter_export.sink import rows
 from meter_export.sources import Rejected
 from meter_export.sources import Sample
+from meter_export.storage import rows
 from tests.samples import T0
 from tests.samples import make_sample
 

@@ -1,4 +1,4 @@
-from meter_export import sink
+from meter_export.storage import samples as sink
 
 
 class _DriverError(Exception):

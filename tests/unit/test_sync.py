@@ -16,12 +16,12 @@ from oslo_config import cfg
 from meter_export import service
 from meter_export import sources
 from meter_export import sync
-from meter_export.sink import Sink
-from meter_export.sink import migrate
 from meter_export.sources import Filter
 from meter_export.sources import MeterSpec
 from meter_export.sources import SourceDriver
 from meter_export.sources import SourceUnavailable
+from meter_export.storage import migrate
+from meter_export.storage.samples import Sink
 from tests.samples import make_sample
 
 UTC = datetime.UTC

@@ -1,4 +1,4 @@
-"""Alembic environment: run by sink/migrate.py with the connection it passes."""
+"""Alembic environment: run by storage/migrate.py with the connection it passes."""
 
 from alembic import context
 

@@ -1,7 +1,7 @@
 """Upsert prepared rows into the samples table, the fastest way per driver.
 
 Each writer takes an SQLAlchemy Connection inside an open transaction, the
-samples Table, and a sink.rows.Rows (unique message_ids, metadata as JSON
+samples Table, and a storage.rows.Rows (unique message_ids, metadata as JSON
 text, aware datetimes): most iterate it as tuples in COLUMNS order, the
 SQLite writer reads its two lists. The incoming row always wins, because a
 re-read Gnocchi bucket whose value changed must update its row.
@@ -11,9 +11,7 @@ import datetime
 import os
 import tempfile
 
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
+from meter_export.storage import dialects
 
 UTC = datetime.UTC
 COLUMNS = (
@@ -163,16 +161,10 @@ def sqlite_executemany(conn, table, rows):
         cur.close()
 
 
-INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert, "mysql": mysql.insert, "mariadb": mysql.insert}
-
-
 def core_upsert(conn, table, rows):
     """Any other driver: SQLAlchemy Core with the dialect's upsert clause."""
-    insert = INSERTS[conn.dialect.name](table)
-    if conn.dialect.name in ("mysql", "mariadb"):
-        stmt = insert.on_duplicate_key_update({c: insert.inserted[c] for c in _UPDATES})
-    else:
-        stmt = insert.on_conflict_do_update(index_elements=["message_id"], set_={c: insert.excluded[c] for c in _UPDATES})
+    rules = dialects.rules(conn.dialect)
+    stmt = rules.upsert(rules.insert(table), ["message_id"], _UPDATES)
     conn.execute(stmt, [dict(zip(COLUMNS, row[:11] + (_json(row[11]),), strict=True)) for row in rows])
 
 
@@ -186,11 +178,10 @@ WRITERS = {
     ("postgresql", "psycopg"): pg_copy,
     ("postgresql", "psycopg2"): pg_execute_values,
     ("mysql", "pymysql"): mysql_load_data,
-    ("mariadb", "pymysql"): mysql_load_data,
     ("sqlite", "pysqlite"): sqlite_executemany,
 }
 
 
 def writer_for(dialect):
     """The upsert function for an engine's dialect and driver."""
-    return WRITERS.get((dialect.name, dialect.driver), core_upsert)
+    return WRITERS.get((dialects.family(dialect), dialect.driver), core_upsert)

@@ -1,4 +1,4 @@
-"""The SQL sink: where a page of samples becomes rows, atomically.
+"""The samples family's writer: where a page of samples becomes rows, atomically.
 
 One call to Sink.write commits one transaction: the page's samples, its
 quarantined items and, when asked, the advance of its stream's checkpoint.
@@ -15,9 +15,11 @@ import tenacity
 
 from meter_export import checkpoint
 from meter_export import utils
-from meter_export.sink import rows as sink_rows
-from meter_export.sink import sql
-from meter_export.sink import upsert
+from meter_export.storage import dialects
+from meter_export.storage import engine as engine_mod
+from meter_export.storage import rows as sink_rows
+from meter_export.storage import schema
+from meter_export.storage import upsert
 
 LOG = logging.getLogger(__name__)
 
@@ -36,35 +38,34 @@ class WriteResult:
     quarantined: int
 
 
-# NOTE(sink): only failures that can succeed later are retried: a lost or
-# refused connection, a deadlock, a lock timeout, a busy SQLite file. Any other
-# database error is about the data; those rows are isolated and quarantined
-# (Sink._upsert_isolating) so one bad row never blocks a stream.
-_MYSQL_TRANSIENT = {1205, 1213, 2002, 2003, 2006, 2013, 2055}
-_PG_TRANSIENT = {"40001", "40P01", "57P01", "57P02", "57P03", "53300"}
-
-
 def _retryable(exc):
+    """A failure that can succeed later (see dialects.Rules.transient).
+
+    Any other database error is about the data; those rows are isolated and
+    quarantined (Sink._upsert_isolating) so one bad row never blocks a stream.
+    """
     if not isinstance(exc, sa.exc.DBAPIError):
         return False
     if exc.connection_invalidated:
         return True
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if type(orig).__module__.startswith("psycopg"):
-        # No SQLSTATE on an OperationalError means the connection itself failed.
-        return code is None and isinstance(exc, sa.exc.OperationalError) or code in _PG_TRANSIENT or (code or "").startswith("08")
-    if type(orig).__module__.startswith("pymysql") or type(orig).__module__.startswith("MySQLdb"):
-        return bool(orig.args) and orig.args[0] in _MYSQL_TRANSIENT
-    return isinstance(exc, sa.exc.OperationalError) and ("locked" in str(orig) or "busy" in str(orig))
+    return exc.orig is not None and _rules_of(exc).transient(exc)
+
+
+def _rules_of(exc):
+    module = type(exc.orig).__module__
+    if module.startswith("psycopg"):
+        return dialects.RULES["postgresql"]
+    if module.startswith(("pymysql", "MySQLdb")):
+        return dialects.RULES["mysql"]
+    return dialects.RULES["sqlite"]
 
 
 class Sink:
     """Writes samples and checkpoints into the destination database."""
 
     def __init__(self, url, samples_table="samples", batch_size=10000, retry_timeout=120, shutdown=None):
-        self.engine = sql.make_engine(url)
-        self.metadata = sql.make_metadata(samples_table)
+        self.engine = engine_mod.make_engine(url)
+        self.metadata = schema.make_metadata(samples_table)
         self.samples = self.metadata.tables[samples_table]
         self.checkpoints = self.metadata.tables["checkpoints"]
         self.quarantine = self.metadata.tables["quarantine"]
@@ -86,9 +87,9 @@ class Sink:
         return cls(db.connection, db.samples_table, db.batch_size, db.retry_timeout, shutdown)
 
     def __str__(self):
-        return "Sink(%s)" % sql.masked(self.engine.url)
+        return "Sink(%s)" % engine_mod.masked(self.engine.url)
 
-    def write(self, items, stream=None, advance_to=None, scope=sql.LIVE_SCOPE):
+    def write(self, items, stream=None, advance_to=None, scope=schema.LIVE_SCOPE):
         """Upsert a page and quarantine what cannot be stored, in one transaction.
 
         :param items: Samples and Rejected, as a source driver yields them.
@@ -190,10 +191,8 @@ class Sink:
 
     def _insert_new_quarantine(self):
         """INSERT that skips a fingerprint already quarantined."""
-        insert = upsert.INSERTS[self.engine.dialect.name](self.quarantine)
-        if self.engine.dialect.name in ("mysql", "mariadb"):
-            return insert.prefix_with("IGNORE")
-        return insert.on_conflict_do_nothing(index_elements=["fingerprint"])
+        rules = dialects.rules(self.engine.dialect)
+        return rules.insert_ignore(rules.insert(self.quarantine), ["fingerprint"])
 
     def _quarantine_row(self, rejected, stream, now):
         stream = str(stream) if stream is not None else None
@@ -204,12 +203,12 @@ class Sink:
             "fingerprint": digest.hexdigest(),
             "quarantined_at": now,
             "stream": stream,
-            "message_id": (rejected.message_id or "")[: sql.NAME_LENGTH] or None,
+            "message_id": (rejected.message_id or "")[: schema.NAME_LENGTH] or None,
             "reason": rejected.reason,
             "payload": rejected.payload,
         }
 
-    def checkpoint(self, key, scope=sql.LIVE_SCOPE):
+    def checkpoint(self, key, scope=schema.LIVE_SCOPE):
         with self.engine.connect() as conn:
             return checkpoint.get(conn, self.checkpoints, scope, key)
 

@@ -11,8 +11,8 @@ import math
 
 import orjson
 
-from meter_export.sink import sql
 from meter_export.sources import Rejected
+from meter_export.storage import schema
 
 UTC = datetime.UTC
 MAX_METADATA_BYTES = 65535
@@ -20,14 +20,14 @@ _OPTIONAL = frozenset((str, type(None)))
 
 # (field index in Sample, name, max length, required)
 _STRINGS = (
-    (0, "message_id", sql.MESSAGE_ID_LENGTH, True),
-    (1, "counter_name", sql.NAME_LENGTH, True),
-    (2, "counter_type", sql.TYPE_LENGTH, True),
-    (3, "counter_unit", sql.NAME_LENGTH, False),
-    (5, "project_id", sql.NAME_LENGTH, False),
-    (6, "user_id", sql.NAME_LENGTH, False),
-    (7, "resource_id", sql.NAME_LENGTH, False),
-    (8, "source", sql.NAME_LENGTH, False),
+    (0, "message_id", schema.MESSAGE_ID_LENGTH, True),
+    (1, "counter_name", schema.NAME_LENGTH, True),
+    (2, "counter_type", schema.TYPE_LENGTH, True),
+    (3, "counter_unit", schema.NAME_LENGTH, False),
+    (5, "project_id", schema.NAME_LENGTH, False),
+    (6, "user_id", schema.NAME_LENGTH, False),
+    (7, "resource_id", schema.NAME_LENGTH, False),
+    (8, "source", schema.NAME_LENGTH, False),
 )
 
 
@@ -77,9 +77,9 @@ def _common(sample):
     # its parts does too.
     text = "\x01".join((mid, name, kind, unit or "", project or "", user or "", resource or "", source or ""))
     return (
-        len(mid) <= sql.MESSAGE_ID_LENGTH
-        and len(kind) <= sql.TYPE_LENGTH
-        and (len(text) <= sql.NAME_LENGTH or _each_fits(name, unit, project, user, resource, source))
+        len(mid) <= schema.MESSAGE_ID_LENGTH
+        and len(kind) <= schema.TYPE_LENGTH
+        and (len(text) <= schema.NAME_LENGTH or _each_fits(name, unit, project, user, resource, source))
         and text.isascii()
         and "\x00" not in text
         and type(volume) is float
@@ -91,7 +91,7 @@ def _common(sample):
 
 
 def _each_fits(*names):
-    return max(len(n or "") for n in names) <= sql.NAME_LENGTH
+    return max(len(n or "") for n in names) <= schema.NAME_LENGTH
 
 
 def problem(sample):
