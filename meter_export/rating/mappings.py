@@ -30,6 +30,8 @@ from meter_export.rating import RatingError
 from meter_export.rating import documents
 from meter_export.rating import transformers
 
+MAX_FIELD_LENGTH = 255  # storage/schema.py NAME_LENGTH, as the SQL path casts
+
 
 class MappingsError(RatingError):
     """The mappings file is unreadable or invalid; the message says where."""
@@ -181,14 +183,16 @@ def load(path):
 def mapped_metadata(mapping, metadata):
     """Distil's resource info: the type, then each field's first source present.
 
-    Values are text, as the SQL path's JSON extraction gives them; a field
-    with no source present is null.
+    Values are text of at most 255 characters (before the template), as the
+    SQL path's JSON extraction gives them; a field with no source present is null.
     """
     info = {"type": mapping.type}
     for field in mapping.metadata:
         value = next((metadata[k] for k in field.sources if metadata.get(k) is not None), None)
         if value is not None and not isinstance(value, str):
             value = orjson.dumps(value).decode()
+        if value is not None:
+            value = value[:MAX_FIELD_LENGTH]
         info[field.name] = value if value is None or not field.template else field.template % value
     return info
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from meter_export.rating import transformers
 from meter_export.storage import dialects
+from meter_export.storage import schema
 from meter_export.storage.types import TimestampUTC
 
 
@@ -35,7 +36,9 @@ def _window(samples, mapping, rules, start, end, carry):
     # short texts and not every sample's whole metadata document.
     for i, field in enumerate(mapping.metadata):
         found = sa.func.coalesce(*[rules.json_text(samples.c.resource_metadata, key) for key in field.sources], None)
-        columns.append(found.label("f%d" % i))
+        # NOTE(rating): a bounded text keeps MariaDB's temporary tables in
+        # memory (a TEXT column sends them to disk: twice as slow).
+        columns.append(sa.cast(found, sa.String(schema.NAME_LENGTH)).label("f%d" % i))
     if mapping.transformer == "delta":
         order = (samples.c.timestamp, samples.c.message_id)
         columns.append(sa.func.lag(v).over(partition_by=samples.c.resource_id, order_by=order).label("prev"))
