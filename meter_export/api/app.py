@@ -8,6 +8,7 @@ import typing
 import flask
 import werkzeug.exceptions
 
+from meter_export.api import almanach
 from meter_export.api import auth
 from meter_export.api import policy
 from meter_export.api import routes
@@ -56,6 +57,7 @@ def make_flask(billing, enforcer, health_max_age=3600):
     app.extensions["meter_export"] = State(billing, enforcer, health_max_age)
     app.register_blueprint(routes.distil)
     app.register_blueprint(routes.v1)
+    app.register_blueprint(almanach.almanach)
     app.register_error_handler(Exception, _error)
     return app
 

@@ -12,7 +12,8 @@ import orjson
 
 # NOTE(api): what keystonemiddleware sets; a caller's own copies are dropped.
 IDENTITY_HEADERS = ("X_IDENTITY_STATUS", "X_ROLES", "X_ROLE", "X_PROJECT_ID", "X_TENANT_ID", "X_TENANT", "X_USER_ID", "X_USER")
-PUBLIC_PATHS = frozenset({"/", "/v1/openapi.json"})
+# NOTE(listen): /v1/info is public in Almanach, which this route follows.
+PUBLIC_PATHS = frozenset({"/", "/v1/openapi.json", "/v1/info"})
 
 
 @dataclasses.dataclass(frozen=True)

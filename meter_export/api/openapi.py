@@ -189,12 +189,14 @@ def _paths():
 
 def document():
     """A fresh copy of the document (callers may change it)."""
+    from meter_export.api import almanach
+
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
             "info": {"title": "meter-export", "version": __version__, "description": "Sales orders and rated usage."},
             "security": [{"token": []}],
-            "paths": _paths(),
+            "paths": {**_paths(), **almanach.paths()},
             "components": {
                 "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}},
                 "schemas": {

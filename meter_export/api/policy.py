@@ -28,6 +28,15 @@ RULES = [
         "Read a project's rated usage.",
         [{"path": "/v1/projects/{project_id}/usage", "method": "GET"}],
     ),
+    policy.DocumentedRuleDefault(
+        "meter_export:entities:get",
+        ADMIN_OR_OWNER,
+        "Read a project's instance and volume histories (Almanach's routes).",
+        [{"path": "/v1/project/{project_id}/entities", "method": "GET"}, {"path": "/v1/entity/{entity_id}", "method": "GET"}],
+    ),
+    policy.DocumentedRuleDefault(
+        "meter_export:volume_types:get", "", "Read Cinder's volume types.", [{"path": "/v1/volume_types", "method": "GET"}]
+    ),
     policy.DocumentedRuleDefault("meter_export:prices:get", "", "Read the price list.", [{"path": "/v1/prices", "method": "GET"}]),
     policy.DocumentedRuleDefault(
         "meter_export:health:get", ADMIN, "Read the completeness of every stream.", [{"path": "/v1/health", "method": "GET"}]
