@@ -24,6 +24,7 @@ On a fresh PostgreSQL database (CREATE DATABASE mx_bench_<hex>, dropped at the e
 import argparse
 import concurrent.futures
 import datetime
+import decimal
 import os
 import signal
 import socket
@@ -39,9 +40,12 @@ import sqlalchemy as sa
 
 from meter_export.billing import operations
 from meter_export.billing import periods
+from meter_export.rating import pricelist
 from meter_export.storage import engine as engine_mod
 from meter_export.storage import migrate
+from meter_export.storage import prices as prices_mod
 from meter_export.storage import samples
+from meter_export.storage import schema
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
@@ -66,40 +70,29 @@ def _schema(url):
     sink = samples.Sink(url)
     migrate.upgrade(sink)
     sink.close()
-    engine = engine_mod.make_engine(url)
-    # NOTE(billing): the stand-in for rating's rated_usage view until it is on
-    # main: the same columns, filled with exact numerics.
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE rated_usage (project_id varchar(255), user_id varchar(255), resource_id varchar(255), "
-            "service varchar(255), unit varchar(255), period_start timestamptz, period_end timestamptz, "
-            "quantity numeric(30,10), unit_price numeric(30,12), cost numeric(30,10), currency varchar(3), final boolean)"
-        )
-        conn.exec_driver_sql("CREATE INDEX ix_rated_project_start ON rated_usage (project_id, period_start)")
-    return engine
+    return engine_mod.make_engine(url)
 
 
 def _fill(engine, project, resources, hours):
+    """Rating's usage rows and prices, so rated_usage is its real view."""
+    tables = schema.make_metadata().tables
+    prices_mod.load(engine, tables["prices"], [pricelist.Price(s, u, "unit", decimal.Decimal(p), "EUR", EPOCH) for s, u, p in SERVICES])
+    end = EPOCH + datetime.timedelta(hours=hours)
     with engine.begin() as conn:
-        for service, unit, price in SERVICES:
+        for service, unit, _price in SERVICES:
             conn.execute(
                 sa.text(
-                    "INSERT INTO rated_usage SELECT :p, 'u', 'res-' || r, :svc, :unit, :t0 + h * interval '1 hour', "
-                    ":t0 + (h + 1) * interval '1 hour', (1 + r % 7)::numeric, CAST(:price AS numeric), "
-                    "(1 + r % 7) * CAST(:price AS numeric), 'EUR', true "
+                    "INSERT INTO usage (service, resource_id, period_start, period_end, project_id, user_id, meter, unit, region, "
+                    "quantity, resource_metadata, computed_at) SELECT :svc, :p || '-res-' || r, :t0 + h * interval '1 hour', "
+                    ":t0 + (h + 1) * interval '1 hour', :p, 'u', :svc, :unit, '', (1 + r % 7)::numeric, '{}'::jsonb, now() "
                     "FROM generate_series(0, :r - 1) r, generate_series(0, :h - 1) h"
                 ),
-                dict(p=project, svc=service, unit=unit, price=price, t0=EPOCH, r=resources, h=hours),
+                dict(p=project, svc=service, unit=unit, t0=EPOCH, r=resources, h=hours),
             )
-        checkpoints = sa.table(
-            "checkpoints", *[sa.column(c) for c in ("scope", "source", "filter_name", "meter", "complete_until", "updated_at")]
-        )
-        end = EPOCH + datetime.timedelta(hours=hours)
-        conn.execute(sa.delete(checkpoints))
-        conn.execute(
-            sa.insert(checkpoints).values(scope="live", source="s", filter_name="f", meter="m", complete_until=end, updated_at=end)
-        )
-        conn.exec_driver_sql("ANALYZE rated_usage")
+            mark = dict(source="s", filter_name="f", meter=service)
+            conn.execute(tables["completeness"].delete().where(tables["completeness"].c.meter == service))
+            conn.execute(tables["completeness"].insert().values(rated_checkpoint=end, final_until=end, updated_at=end, **mark))
+        conn.exec_driver_sql("ANALYZE usage")
 
 
 def _timed(call):

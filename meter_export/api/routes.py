@@ -13,6 +13,7 @@ from meter_export.api import views
 from meter_export.billing import errors
 from meter_export.billing import periods
 from meter_export.billing import usage as usage_mod
+from meter_export.storage import schema
 from meter_export.storage import wakeups
 
 distil = flask.Blueprint("distil_v1", __name__)
@@ -169,12 +170,10 @@ def health():
 def prices():
     query()
     authorize("meter_export:prices:get")
-    engine = state().billing.engine
-    if not sa.inspect(engine).has_table("prices"):
-        return {"prices": []}
-    table = sa.Table("prices", sa.MetaData(), autoload_with=engine)
-    with engine.connect() as conn:
-        return {"prices": [views.row(r._mapping) for r in conn.execute(sa.select(table))]}
+    table = schema.make_metadata().tables["prices"]
+    ordered = sa.select(table).order_by(table.c.service, table.c.region, table.c.valid_from)
+    with state().billing.engine.connect() as conn:
+        return {"prices": [views.row(r._mapping) for r in conn.execute(ordered)]}
 
 
 @v1.get("/projects/<project_id>/orders")

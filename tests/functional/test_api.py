@@ -183,7 +183,12 @@ def test_collect_usage_records_a_pass_request(api, engine):
 
 
 def test_prices_list(api):
-    assert api.call("GET", "/v1/prices", token=MEMBER) == (200, {"prices": []})
+    status, body = api.call("GET", "/v1/prices", token=MEMBER)
+    assert status == 200
+    assert sorted((p["service"], p["price"], p["currency"]) for p in body["prices"]) == [
+        ("b1.standard", "0.000625", "EUR"),
+        ("m1.small", "0.048", "EUR"),
+    ]
 
 
 def test_unknown_route_is_json_404(api):

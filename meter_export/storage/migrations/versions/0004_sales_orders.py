@@ -4,7 +4,7 @@ On PostgreSQL an exclusion constraint (btree_gist) refuses two overlapping
 periods of a project; elsewhere storage/orders.py serialises on the lock row.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
