@@ -4,8 +4,9 @@ Starts the real Gnocchi from tools/telemetry_stack, seeds a day of 5-minute
 usage (cpu, memory, vcpus) for three projects, then runs the real commands:
 ``meter-export dbsync``, ``meter-export prices load`` and ``meter-export run
 --once`` (which also rates the hours it synced) with the default [database]
-connection (an SQLite file in the working directory, ./demo), and ends with
-the rated cost per project.
+connection (an SQLite file in the working directory, ./demo), prints the
+rated cost per project, and ends with ``meter-export orders create``: the
+first sales order of one project, over the hours that are final.
 """
 
 import argparse
@@ -138,6 +139,20 @@ def report_cost(workdir):
     for (project, currency), (hours, cost) in sorted(totals.items()):
         rounded = cost.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)
         print("%-36s %6d %8s %22s %10s" % (project, len(hours), currency, cost.normalize(), rounded))
+    return sorted(project for project, _ in totals)
+
+
+def first_order(config, project):
+    """The project's first sales order, up to the last hour that is final.
+
+    NOTE(demo): a stream is final up to its checkpoint minus [sync] lookback
+    (one hour by default), and orders bill final hours only; two hours back
+    from now is final whatever minute the demo runs at.
+    """
+    end = datetime.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=2)
+    print("\nmeter-export orders create --project %s --end %s" % (project, end.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    sys.stdout.flush()
+    meter_export(config, "orders", "create", "--project", project, "--end", end.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def main():
@@ -158,7 +173,8 @@ def main():
         meter_export(config, "prices", "load", "prices.yaml")
         meter_export(config, "run", "--once")
         report(workdir, pushed)
-        report_cost(workdir)
+        projects = report_cost(workdir)
+        first_order(config, projects[0])
     finally:
         if not args.keep_running:
             server.stop()

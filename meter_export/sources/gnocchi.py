@@ -113,6 +113,7 @@ LIST_BY_NAME_ABOVE = 50
 CENSUS_BUCKETS = 100
 
 _HEADERS = {"Accept": "application/json"}
+MATCH_ALL = {">=": {"started_at": "1970-01-01T00:00:00"}}
 
 _RETRYABLE = (http.TryAgain, ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure, ks_exc.HttpServerError)
 
@@ -426,9 +427,10 @@ class GnocchiSource(sources.SourceDriver):
         method = meter.aggregation.rpartition(":")[2]
         operations = ["resample", "count", format_granularity(width), ["metric", meter.name, method]]
         body = {"operations": operations, "resource_type": flt.resource_type}
-        query = search_query(flt)
-        if query is not None:
-            body["search"] = query
+        # NOTE(gnocchi): 4.7.1 answers 500 (KeyError 'search') to a groupby
+        # without a search; a filter with no query gets one matching every
+        # resource, since every resource has a started_at.
+        body["search"] = search_query(flt) or MATCH_ALL
         try:
             groups = self._call("POST", "/v1/aggregates", params, body)
             return census_of(groups, meter, width, start, end)
