@@ -1,4 +1,9 @@
-"""systemd/meter-export.service: valid for systemd, and in step with the code."""
+"""systemd/meter-export.service: valid for systemd, and in step with the code.
+
+Every unit of systemd/ is checked by systemd-analyze here; the API's and the
+listener's own directives are tested in test_systemd_api.py and
+test_systemd_listen.py, which read them with service_directives().
+"""
 
 import collections
 import os
@@ -12,15 +17,16 @@ from cotyledon import oslo_config_glue
 from meter_export import opts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-UNIT = os.path.join(ROOT, "systemd", "meter-export.service")
+UNITS = ("meter-export.service", "meter-export-api.service", "meter-export-listen.service")
+UNIT = os.path.join(ROOT, "systemd", UNITS[0])
 BINARY = "/usr/bin/meter-export"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
-def _directives():
+def _directives(name=UNITS[0]):
     """{(section, key): [values]}; systemd allows a key more than once."""
     found, section = collections.defaultdict(list), None
-    with open(UNIT) as f:
+    with open(os.path.join(ROOT, "systemd", name)) as f:
         for line in f:
             line = line.strip()
             if line.startswith("[") and line.endswith("]"):
@@ -29,6 +35,11 @@ def _directives():
                 key, _, value = line.partition("=")
                 found[(section, key)].append(value)
     return found
+
+
+def service_directives(name):
+    """{key: [values]} of the [Service] section of systemd/<name>."""
+    return {key: values for (section, key), values in _directives(name).items() if section == "Service"}
 
 
 def _one(key):
@@ -88,8 +99,8 @@ def test_hardening():
     assert "@system-service" in _directives()[("Service", "SystemCallFilter")]
 
 
-@pytest.fixture
-def installable_unit(tmp_path):
+@pytest.fixture(params=UNITS)
+def installable_unit(request, tmp_path):
     """The unit with ExecStart*= pointing at this checkout's installed script.
 
     systemd-analyze verify rejects a command that does not exist, and
@@ -100,9 +111,9 @@ def installable_unit(tmp_path):
         pytest.skip("the meter-export console script is not installed")
     if not SYSTEMD_ANALYZE:
         pytest.skip("systemd-analyze is not installed")
-    with open(UNIT) as f:
+    with open(os.path.join(ROOT, "systemd", request.param)) as f:
         text = f.read()
-    path = tmp_path / "meter-export.service"
+    path = tmp_path / request.param
     path.write_text(text.replace(BINARY, script))
     return path
 
