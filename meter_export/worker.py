@@ -14,7 +14,6 @@ import wsgiref.simple_server
 import zlib
 
 import cotyledon
-import sqlalchemy as sa
 from cotyledon import oslo_config_glue
 
 from meter_export import filters as filters_mod
@@ -24,7 +23,6 @@ from meter_export import sync
 from meter_export import utils
 from meter_export.rating import commands as rating_commands
 from meter_export.rating import rater as rating
-from meter_export.storage import migrate
 from meter_export.storage import samples as sink_mod
 from meter_export.storage import wakeups
 
@@ -48,24 +46,10 @@ def check_ready(conf):
     service.check_credentials(conf)
     rating_commands.check(conf)
     target = sink_mod.Sink.from_conf(conf)
-    url = target.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
-        # NOTE(sink): connecting would create an empty file; say what to do instead.
-        target.close()
-        raise service.ConfigError("database", "connection", "%s does not exist: run meter-export dbsync" % url.database)
     try:
-        with target.engine.connect() as conn:
-            revision = migrate.current_revision(conn)
-    except sa.exc.DBAPIError as e:
-        raise service.UnreachableError("database", "connection", "cannot connect to %s: %s" % (target, e.orig))
+        service.check_schema(target.engine)
     finally:
         target.close()
-    if revision != migrate.head():
-        raise service.ConfigError(
-            "database",
-            "connection",
-            "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head()),
-        )
 
 
 def mine(streams, worker_id, workers):

@@ -14,14 +14,12 @@ import urllib.parse
 
 import cotyledon
 import oslo_messaging
-import sqlalchemy as sa
 from cotyledon import oslo_config_glue
 
 from meter_export import service
 from meter_export.listen import endpoint as endpoint_mod
 from meter_export.listen import events
 from meter_export.storage import entities
-from meter_export.storage import migrate
 
 LOG = logging.getLogger(__name__)
 
@@ -66,22 +64,10 @@ def check_database(conf):
     :raises service.ConfigError: before anything is consumed.
     """
     target = entities.EntityStore(conf.database.connection, retry_timeout=0)
-    url = target.engine.url
     try:
-        if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
-            raise service.ConfigError("database", "connection", "%s does not exist: run meter-export dbsync" % url.database)
-        with target.engine.connect() as conn:
-            revision = migrate.current_revision(conn)
-    except sa.exc.DBAPIError as e:
-        raise service.UnreachableError("database", "connection", "cannot connect to %s: %s" % (target, e.orig))
+        service.check_schema(target.engine)
     finally:
         target.close()
-    if revision != migrate.head():
-        raise service.ConfigError(
-            "database",
-            "connection",
-            "schema is at revision %s, this version needs %s: run meter-export dbsync" % (revision, migrate.head()),
-        )
 
 
 def policy(conf):

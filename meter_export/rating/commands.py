@@ -13,7 +13,6 @@ from meter_export.rating import RatingError
 from meter_export.rating import pricelist
 from meter_export.rating import rater as rater_mod
 from meter_export.storage import dialects
-from meter_export.storage import migrate
 from meter_export.storage import prices as prices_mod
 from meter_export.storage import samples as sink_mod
 
@@ -25,15 +24,10 @@ def _sink(conf):
     """The database, checked to be at this version's schema; raises ConfigError."""
     sink = sink_mod.Sink.from_conf(conf)
     try:
-        with sink.engine.connect() as conn:
-            revision = migrate.current_revision(conn)
-    except Exception as e:
+        service.check_schema(sink.engine)
+    except service.ConfigError:
         sink.close()
-        raise service.UnreachableError("database", "connection", "cannot use %s: %s" % (sink, getattr(e, "orig", e)))
-    if revision != migrate.head():
-        sink.close()
-        reason = "schema is at revision %s, not %s: run meter-export dbsync" % (revision, migrate.head())
-        raise service.ConfigError("database", "connection", reason)
+        raise
     return sink
 
 
