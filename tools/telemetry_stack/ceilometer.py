@@ -157,22 +157,6 @@ class CeilometerServer(processes.Server):
         # reused; only signal a process still running our app on our workdir.
         return self._proc is not None or (processes.alive(self.pid) and _owned_by(self.pid, self.workdir))
 
-    def _signal(self, signum):
-        try:
-            os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def _wait_gone(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc is not None:
-                self._proc.poll()
-            if not processes.alive(self.pid):
-                return True
-            time.sleep(0.05)
-        return False
-
     def _write_state(self):
         with open(os.path.join(self.workdir, STATE_FILE), "w") as f:
             json.dump({"endpoint": self.endpoint, "pid": self.pid}, f)

@@ -248,9 +248,6 @@ class GnocchiServer(processes.Server):
     def config_file(self):
         return os.path.join(self.workdir, "gnocchi.conf")
 
-    def _log(self, name):
-        return os.path.join(self.workdir, name + ".log")
-
     def _run_upgrade(self):
         with open(self._log("upgrade"), "w") as log:
             cmd = [self._bin("gnocchi-upgrade"), "--config-file", self.config_file]

@@ -168,9 +168,6 @@ class KeystoneServer(processes.Server):
     def config_file(self):
         return os.path.join(self.workdir, "keystone.conf")
 
-    def _log(self, name):
-        return os.path.join(self.workdir, name + ".log")
-
     # -- life cycle ---------------------------------------------------------
 
     def start(self):
@@ -300,22 +297,6 @@ class KeystoneServer(processes.Server):
             shutil.rmtree(self.workdir, ignore_errors=True)
         else:
             self._write_state()
-
-    def _signal(self, signum):
-        try:
-            os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def _wait_gone(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc is not None:
-                self._proc.poll()
-            if not processes.alive(self.pid):
-                return True
-            time.sleep(0.1)
-        return False
 
     # -- API ------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""Process helpers shared by the Gnocchi and Ceilometer launchers."""
+"""Process helpers shared by the Gnocchi, Ceilometer and Keystone launchers."""
 
+import os
 import socket
+import time
 
 
 class Server:
@@ -13,6 +15,29 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def _log(self, name):
+        return os.path.join(self.workdir, name + ".log")
+
+    # NOTE(stack): the two below serve the launchers of one process group
+    # (self.pid, self._proc: Ceilometer, Keystone); Gnocchi runs several and
+    # has its own.
+
+    def _signal(self, signum):
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _wait_gone(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None:
+                self._proc.poll()
+            if not alive(self.pid):
+                return True
+            time.sleep(0.05)
+        return False
 
 
 def free_port(host="127.0.0.1"):
