@@ -28,6 +28,7 @@ baseline.
 
 import argparse
 import datetime
+import functools
 import logging
 import os
 import shutil
@@ -104,7 +105,13 @@ def baseline(endpoint, limit):
     return count, time.perf_counter() - watch, len(METERS)
 
 
-def meter_export(endpoint, workdir):
+def meter_export(endpoint, workdir, threads=None, page_size=None):
+    """run --once into a fresh database: (rows, seconds, requests); ``threads``
+    and ``page_size`` set [sync] stream_threads and [ceilometer] page_size."""
+    sync = {"initial_start": "-P30D"}
+    if threads:
+        sync["stream_threads"] = threads
+    extra = "[ceilometer]\npage_size = %d\n" % page_size if page_size else ""
     db = common.Database()
     try:
         filters = "filters:\n  - name: bench\n    query: {project_id: %s}\n    meters: [%s]\n" % (PROJECT, ", ".join(METERS))
@@ -114,7 +121,8 @@ def meter_export(endpoint, workdir):
             "driver = ceilometer",
             {"auth_type": "none", "endpoint": endpoint},
             filters,
-            sync={"initial_start": "-P30D"},
+            sync=sync,
+            extra=extra,
         )
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
@@ -136,6 +144,8 @@ def main():
     parser.add_argument("--resources", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare-threads", type=int, action="append", default=[], help="also time this [sync] stream_threads")
+    parser.add_argument("--compare-page-size", type=int, action="append", default=[], help="also time this [ceilometer] page_size")
     args = parser.parse_args()
     common.header("e2e_ceilometer: real Ceilometer v2 API -> meter-export -> PostgreSQL vs plain python-ceilometerclient read")
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
@@ -151,13 +161,20 @@ def main():
             "baseline: new_samples.list per meter": lambda: baseline(server.endpoint, total + 1),
             "meter-export run --once (defaults)": lambda: meter_export(server.endpoint, workdir),
         }
+        for threads in args.compare_threads:
+            sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, server.endpoint, workdir, threads)
+        for size in args.compare_page_size:
+            sides["meter-export, page_size = %d" % size] = functools.partial(meter_export, server.endpoint, workdir, page_size=size)
         times = {name: [] for name in sides}
         counts, requests = {}, {}
         for round_ in range(args.repeat):
             for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
+                meter = common.CpuMeter()
                 counts[name], seconds, requests[name] = sides[name]()
+                used = meter.stop()
                 times[name].append(seconds)
                 say("  round %d  %-42s %7d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
+                say("           %s" % common.cpu_line(used, seconds))
         say("%d samples, median of %d rounds:" % (total, args.repeat))
         base = total / common.median(times["baseline: new_samples.list per meter"])
         for name, t in times.items():

@@ -164,3 +164,51 @@ class StreamLines(logging.Handler):
 
 def per_stream(requests):
     return ", ".join("%s %d" % kv for kv in sorted(requests.items()))
+
+
+def _group(proc):
+    """Which party of a bench a process is: this bench, a server, or None."""
+    if proc.pid == os.getpid():
+        return "meter-export/client"
+    name = proc.name()
+    if name.startswith(("postgres", "mariadbd", "mysqld")):
+        return "database"
+    cmdline = " ".join(proc.cmdline())
+    for server in ("gnocchi", "ceilometer", "keystone"):
+        if server in cmdline:
+            return server
+    return None
+
+
+def cpu_seconds():
+    """CPU seconds used so far, per party (see _group): user + system, with
+    the children each process has reaped (PostgreSQL's ended backends)."""
+    import psutil
+
+    totals = {}
+    for proc in psutil.process_iter():
+        try:
+            group = _group(proc)
+            if group is not None:
+                t = proc.cpu_times()
+                totals[group] = totals.get(group, 0.0) + t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            continue
+    return totals
+
+
+class CpuMeter:
+    """CPU seconds each party spent between start and ``stop()``: the profile
+    of a side when the machine's CPUs, not the network, are the limit."""
+
+    def __init__(self):
+        self._before = cpu_seconds()
+
+    def stop(self):
+        after = cpu_seconds()
+        return {group: after[group] - self._before.get(group, 0.0) for group in after}
+
+
+def cpu_line(used, seconds):
+    parts = ", ".join("%s %.1f" % kv for kv in sorted(used.items()) if kv[1] >= 0.05)
+    return "CPU s: %s; total %.1f in %.1fs wall (%.2f CPUs busy)" % (parts, sum(used.values()), seconds, sum(used.values()) / seconds)

@@ -43,7 +43,9 @@ baseline, and requests per stream.
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
+import functools
 import logging
 import os
 import shutil
@@ -138,14 +140,17 @@ def baseline_one_request(endpoint, data):
     return count_points(answer), time.perf_counter() - watch, 1
 
 
-def config_for(endpoint, data, workdir, db):
+def config_for(endpoint, data, workdir, db, threads=None):
+    sync = {"initial_start": "-P30D"}
+    if threads:
+        sync["stream_threads"] = threads
     return common.write_config(
         workdir,
         db.url,
         "driver = gnocchi",
         {"auth_type": "gnocchi-basic", "user": "admin", "endpoint": endpoint},
         data.filters(),
-        sync={"initial_start": "-P30D"},
+        sync=sync,
     )
 
 
@@ -165,14 +170,15 @@ def run_pass(config):
     return seconds, lines.requests()
 
 
-def meter_export(endpoint, data, workdir, keep=None):
+def meter_export(endpoint, data, workdir, keep=None, threads=None):
     """A first pass into a fresh database: (rows, seconds, requests).
 
-    ``keep`` (a list) receives (database, config) instead of dropping it.
+    ``keep`` (a list) receives (database, config) instead of dropping it;
+    ``threads`` sets [sync] stream_threads (None: its default).
     """
     db = common.Database()
     try:
-        config = config_for(endpoint, data, workdir, db)
+        config = config_for(endpoint, data, workdir, db, threads)
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
         seconds, requests = run_pass(config)
@@ -184,19 +190,25 @@ def meter_export(endpoint, data, workdir, keep=None):
             keep.append((db, config))
 
 
-def catch_up(endpoint, data, workdir, repeat):
+def catch_up(endpoint, data, workdir, repeat, quiet, compare_threads):
     sides = {
         "baseline: 4 threads, GET per metric": lambda: baseline_threads(endpoint, data),
         "baseline: one aggregates read": lambda: baseline_one_request(endpoint, data),
         "meter-export run --once (defaults)": lambda: meter_export(endpoint, data, workdir),
     }
+    for threads in compare_threads:
+        sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, endpoint, data, workdir, threads=threads)
     times = {name: [] for name in sides}
     counts, requests = {}, {}
     for round_ in range(repeat):
         for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
-            counts[name], seconds, requests[name] = sides[name]()
+            with quiet():
+                meter = common.CpuMeter()
+                counts[name], seconds, requests[name] = sides[name]()
+                used = meter.stop()
             times[name].append(seconds)
             say("  round %d  %-40s %8d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
+            say("           %s" % common.cpu_line(used, seconds))
     say("catch-up: %d samples, median of %d rounds:" % (data.points, repeat))
     rates = {name: counts[name] / common.median(t) for name, t in times.items()}
     threads, one = rates["baseline: 4 threads, GET per metric"], rates["baseline: one aggregates read"]
@@ -251,7 +263,7 @@ def peak_rss(endpoint, data, workdir):
         db.drop()
 
 
-def steady(endpoint, client, server, workdir, resources, idle_data):
+def steady(endpoint, client, server, workdir, resources, idle_data, quiet):
     end = datetime.datetime.now(datetime.UTC) - SETTLE
     hour_start = end.replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
     data = DataSet(client, server, resources, hour_start, end)
@@ -261,7 +273,8 @@ def steady(endpoint, client, server, workdir, resources, idle_data):
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
         set_checkpoints(db.url, data, hour_start)
-        seconds, requests = run_pass(config)
+        with quiet():
+            seconds, requests = run_pass(config)
         say(
             "steady state, one new hour: %d instances x %d meters, %d new points: %d rows, %.2fs, %d requests (%s)"
             % (resources, len(METERS), data.points, db.count(), seconds, sum(requests.values()), common.per_stream(requests))
@@ -272,7 +285,8 @@ def steady(endpoint, client, server, workdir, resources, idle_data):
     meter_export(endpoint, idle_data, workdir, keep=keep)
     db, config = keep[0]
     try:
-        seconds, requests = run_pass(config)
+        with quiet():
+            seconds, requests = run_pass(config)
         say(
             "steady state, idle pass (nothing new behind %d streams): %.2fs, %d requests (%s)"
             % (len(requests), seconds, sum(requests.values()), common.per_stream(requests))
@@ -304,6 +318,14 @@ def main():
     parser.add_argument("--rss", action="store_true", help="peak RSS of run --once on the set and on one with twice the days")
     parser.add_argument("--steady-resources", type=int, default=1000)
     parser.add_argument("--skip-steady", action="store_true")
+    parser.add_argument(
+        "--compare-threads", type=int, action="append", default=[], help="also time run --once with this [sync] stream_threads"
+    )
+    parser.add_argument(
+        "--metricd-running",
+        action="store_true",
+        help="keep metricd running while timing (by default it is paused: see GnocchiServer.metricd_paused)",
+    )
     args = parser.parse_args()
     common.header("e2e_gnocchi: real Gnocchi -> meter-export -> PostgreSQL vs plain gnocchiclient reads")
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
@@ -317,16 +339,19 @@ def main():
         seed.ensure_archive_policy(client, POLICY, granularity=300, timespan=86400 * 40)
         end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0) - datetime.timedelta(days=10)
         data = DataSet(client, server, args.resources, end - datetime.timedelta(days=args.days), end, empty=args.empty)
+        quiet = contextlib.nullcontext if args.metricd_running else server.metricd_paused
+        say("metricd %s while timing" % ("running" if args.metricd_running else "paused"))
         if args.repeat:
-            catch_up(server.endpoint, data, workdir, args.repeat)
+            catch_up(server.endpoint, data, workdir, args.repeat, quiet, args.compare_threads)
         if args.rss:
             double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, empty=args.empty)
             for label, dataset in (("%d days" % args.days, data), ("%d days" % (2 * args.days), double)):
-                rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir)
+                with quiet():
+                    rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir)
                 mb = peak / 2**20
                 say("  peak RSS of run --once (child, psutil every 0.1 s), %s: %d rows in %.1fs, %.1f MB" % (label, rows, seconds, mb))
         if not args.skip_steady:
-            steady(server.endpoint, client, server, workdir, args.steady_resources, data)
+            steady(server.endpoint, client, server, workdir, args.steady_resources, data, quiet)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -80,23 +80,18 @@ def _parse_range(conf):
 
 
 class _Runner:
-    """Runs one stream's remaining windows; one source per thread."""
+    """Runs one stream's remaining windows, with a driver of the pool."""
 
-    def __init__(self, conf, sink, scope, start, end, progress, shutdown):
-        self.conf, self.sink, self.scope = conf, sink, scope
+    def __init__(self, conf, sink, drivers, scope, start, end, progress, shutdown):
+        self.conf, self.sink, self.drivers, self.scope = conf, sink, drivers, scope
         self.start, self.end, self.progress, self.shutdown = start, end, progress, shutdown
-        self._local = threading.local()
-
-    def source(self):
-        if not hasattr(self._local, "source"):
-            self._local.source = sources.get_driver(self.conf, self.shutdown)
-        return self._local.source
 
     def plan(self, stream):
         """(windows, census) left to do; a failed census is a failed stream."""
         done = self.sink.checkpoint(stream.key, self.scope)
         try:
-            return sync.plan(self.source(), stream, done or self.start, self.end, self.conf)
+            with self.drivers.lease(stream.key) as source:
+                return sync.plan(source, stream, done or self.start, self.end, self.conf)
         except Exception as e:
             return sync.StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e), None
 
@@ -104,11 +99,12 @@ class _Runner:
         if isinstance(windows, sync.StreamResult):
             return windows
         result = sync.StreamResult(stream)
-        for window in windows:
-            result = sync.sync_stream(self.source(), self.sink, stream, [window], self.scope, self.shutdown, census)
-            self.progress.add(result.windows, result.written)
-            if not result.complete:
-                break
+        with self.drivers.lease(stream.key) as source:
+            for window in windows:
+                result = sync.sync_stream(source, self.sink, stream, [window], self.scope, self.shutdown, census)
+                self.progress.add(result.windows, result.written)
+                if not result.complete:
+                    break
         return result
 
 
@@ -131,17 +127,22 @@ def run(conf):
 def _backfill(conf, sink, streams, start, end, shutdown):
     scope = scope_for(start, end)
     progress = Progress(0)
-    runner = _Runner(conf, sink, scope, start, end, progress, shutdown)
-    plan = [(s, *runner.plan(s)) for s in streams]
-    progress.total = sum(len(w) for _, w, _ in plan if isinstance(w, list))
-    LOG.info("Backfill %s: %d streams, %d windows to do", scope, len(plan), progress.total)
-    stop = threading.Event()
-    printer = threading.Thread(target=report, args=(progress, stop), daemon=True)
-    printer.start()
-    with concurrent.futures.ThreadPoolExecutor(max(1, conf.command.parallel)) as pool:
-        results = list(pool.map(lambda p: runner(*p), plan))
-    stop.set()
-    printer.join()
+    parallel = sink.concurrency(max(1, conf.command.parallel or conf.sync.stream_threads))
+    drivers = sources.DriverPool(lambda: sources.get_driver(conf, shutdown), parallel)
+    try:
+        runner = _Runner(conf, sink, drivers, scope, start, end, progress, shutdown)
+        plan = [(s, *runner.plan(s)) for s in streams]
+        progress.total = sum(len(w) for _, w, _ in plan if isinstance(w, list))
+        LOG.info("Backfill %s: %d streams, %d windows to do", scope, len(plan), progress.total)
+        stop = threading.Event()
+        printer = threading.Thread(target=report, args=(progress, stop), daemon=True)
+        printer.start()
+        with concurrent.futures.ThreadPoolExecutor(drivers.size) as pool:
+            results = list(pool.map(lambda p: runner(*p), plan))
+        stop.set()
+        printer.join()
+    finally:
+        drivers.close()
     failed = [r for r in results if r.error or not r.complete]
     for r in failed:
         LOG.error("Stream %s did not finish: %s", r.stream, r.error or "interrupted", exc_info=r.exception)

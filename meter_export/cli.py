@@ -282,7 +282,9 @@ def _add_parsers(subparsers):
     parser.add_argument("--end", required=True, help="ISO 8601 UTC end (exclusive), or a negative duration such as -PT1H.")
     parser.add_argument("--filter", action="append", dest="filters", help="Only this filter (repeatable).")
     parser.add_argument("--meter", action="append", dest="meters", help="Only this meter (repeatable).")
-    parser.add_argument("--parallel", type=int, default=2, help="Streams read at once (default 2).")
+    parser.add_argument(
+        "--parallel", type=int, help="Streams read at once (default: [sync] stream_threads; SQLite: 1)."
+    )
     parser.set_defaults(func=backfill)
     _add_rating_parsers(subparsers)
     _add_billing_parsers(subparsers)

@@ -121,6 +121,15 @@ SYNC_OPTS = [
         help="Where a stream with no checkpoint starts: an ISO 8601 UTC timestamp, or a "
         "negative ISO 8601 duration relative to now such as -P7D.",
     ),
+    cfg.IntOpt(
+        "stream_threads",
+        default=4,
+        min=1,
+        help="Streams a sync worker reads and writes at the same time, each with its own source "
+        "session and database connection: the telemetry API and the database then work in "
+        "parallel instead of in turn (bench/e2e_gnocchi.py). Each stream's windows and checkpoint "
+        "still advance in order. SQLite takes one at a time (one writer per file).",
+    ),
     cfg.IntOpt("workers", default=1, min=1, help="Sync worker processes; streams are split among them."),
 ]
 

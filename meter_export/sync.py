@@ -4,9 +4,11 @@ source.census -> checkpoint.plan -> windows; then per window source.fetch ->
 pages -> sink.write in batches; the write that ends a window also advances
 the stream's checkpoint to the window's end, in the same transaction.
 Anything interrupted before that write is simply read again: the upsert on
-message_id makes a replay harmless.
+message_id makes a replay harmless. A pass runs several streams at once (a
+driver each, from a sources.DriverPool); within a stream all is in order.
 """
 
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -126,26 +128,37 @@ def live_span(sink, stream, conf, now):
     return checkpoint.span(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
 
 
-def run_pass(source, sink, all_streams, conf, shutdown=None, now=None):
-    """One pass over the streams; a failing stream never blocks the others."""
-    source.new_pass()
-    results = []
-    for stream in all_streams:
-        if shutdown is not None and shutdown.is_set():
-            break
-        now_ = now or utils.utcnow()
-        windows, sent, watch = [], getattr(source, "requests", 0), utils.StopWatch()
-        try:
-            windows, census = plan(source, stream, *live_span(sink, stream, conf, now_), conf)
-        except Exception as e:
-            result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
-        else:
-            result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
-        # NOTE(sync): the census is part of the stream's cost: counted in.
-        result = dataclasses.replace(result, requests=getattr(source, "requests", 0) - sent, seconds=watch.elapsed())
-        log_result(result, windows)
-        results.append(result)
-    return results
+def run_pass(drivers, sink, all_streams, conf, shutdown=None, now=None):
+    """One pass over the streams, ``drivers.size`` at a time (sources.DriverPool).
+
+    A failing stream never blocks the others; the results keep the streams'
+    order, without those that shutdown stopped before they started.
+    """
+    drivers.new_pass()
+    shutdown = shutdown or threading.Event()
+
+    def one(stream):
+        if shutdown.is_set():
+            return None
+        with drivers.lease(stream.key) as source:
+            return _pass_stream(source, sink, stream, conf, shutdown, now or utils.utcnow())
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(drivers.size, len(all_streams)))) as pool:
+        return [r for r in pool.map(one, all_streams) if r is not None]
+
+
+def _pass_stream(source, sink, stream, conf, shutdown, now):
+    windows, sent, watch = [], source.requests, utils.StopWatch()
+    try:
+        windows, census = plan(source, stream, *live_span(sink, stream, conf, now), conf)
+    except Exception as e:
+        result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
+    else:
+        result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
+    # NOTE(sync): the census is part of the stream's cost: counted in.
+    result = dataclasses.replace(result, requests=source.requests - sent, seconds=watch.elapsed())
+    log_result(result, windows)
+    return result
 
 
 def log_result(result, windows):

@@ -62,14 +62,14 @@ class Syncer:
 
     def __init__(self, conf, streams, shutdown, rated_streams=()):
         self.conf, self.streams, self.shutdown = conf, streams, shutdown
-        self.source = sources.get_driver(conf, shutdown)
         self.sink = sink_mod.Sink.from_conf(conf, shutdown)
+        self.drivers = sources.DriverPool(lambda: sources.get_driver(conf, shutdown), self.sink.concurrency(conf.sync.stream_threads))
         # NOTE(rating): one process rates (worker 0, or run --once), for all streams.
         self.rater = rating.PassRater.from_conf(conf, self.sink, rated_streams) if rated_streams else None
 
     def one_pass(self):
         started = time.time()
-        results = sync.run_pass(self.source, self.sink, self.streams, self.conf, self.shutdown)
+        results = sync.run_pass(self.drivers, self.sink, self.streams, self.conf, self.shutdown)
         if self.rater is not None and not self.shutdown.is_set():
             self.rater.after_pass()
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
@@ -79,7 +79,7 @@ class Syncer:
         return results
 
     def close(self):
-        self.source.close()
+        self.drivers.close()
         self.sink.close()
 
 

@@ -6,6 +6,7 @@ downstream (the SQL sink, the checkpoint, rating) only ever sees these values.
 """
 
 import abc
+import contextlib
 import dataclasses
 import datetime
 import threading
@@ -187,6 +188,58 @@ def keystone_session(conf):
     if auth is None:
         raise SourceConfigError("[%s] auth_type is not set" % CREDENTIALS_GROUP)
     return ks_loading.load_session_from_conf_options(conf, CREDENTIALS_GROUP, auth=auth, timeout=conf.source.timeout)
+
+
+class DriverPool:
+    """Source drivers for streams read at the same time, at most ``size``.
+
+    A driver serves one stream at a time (its HTTP session and caches are
+    not shared between threads); a stream gets back the driver that read it
+    last when that one is free, so the caches it filled (metric lookups)
+    keep serving it.  ``lease`` waits while ``size`` drivers are in use.
+    """
+
+    def __init__(self, make, size=1):
+        self._make, self.size = make, size
+        self._all, self._idle, self._last = [], [], {}
+        self._free = threading.Condition()
+
+    @classmethod
+    def of(cls, driver):
+        """A pool of one driver already built."""
+        pool = cls(None, 1)
+        pool._all.append(driver)
+        pool._idle.append(driver)
+        return pool
+
+    @contextlib.contextmanager
+    def lease(self, key=None):
+        with self._free:
+            self._free.wait_for(lambda: self._idle or len(self._all) < self.size)
+            driver = self._last.get(key)
+            if driver is None or not any(d is driver for d in self._idle):
+                driver = self._idle[-1] if self._idle else self._new()
+            self._idle = [d for d in self._idle if d is not driver]
+            self._last[key] = driver
+        try:
+            yield driver
+        finally:
+            with self._free:
+                self._idle.append(driver)
+                self._free.notify()
+
+    def _new(self):
+        driver = self._make()
+        self._all.append(driver)
+        return driver
+
+    def new_pass(self):
+        for driver in self._all:
+            driver.new_pass()
+
+    def close(self):
+        for driver in self._all:
+            driver.close()
 
 
 def get_driver(conf, shutdown=None) -> SourceDriver:

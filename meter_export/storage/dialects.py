@@ -124,6 +124,8 @@ class Rules:
     connect_args: dict
     #: is this DBAPIError worth retrying (connection lost, deadlock, busy)?
     transient: typing.Callable
+    #: most connections that write at the same time; None: no limit
+    writers: typing.Optional[int]
     #: (precision, scale) -> exact numeric column type; None: kept as TEXT
     exact_numeric: typing.Optional[typing.Callable]
     #: (expression) -> the expression as an exact number, before aggregating
@@ -199,6 +201,7 @@ RULES = {
         keeps_timezone=True,
         connect_args={},
         transient=_pg_transient,
+        writers=None,
         exact_numeric=postgresql.NUMERIC,
         exact_value=lambda e: sa.cast(e, postgresql.NUMERIC()),
         rounded=lambda e, scale: sa.cast(e, postgresql.NUMERIC(30, scale)),
@@ -227,6 +230,7 @@ RULES = {
         # NOTE(sink): local_infile for the LOAD DATA writer (storage/upsert.py).
         connect_args={"local_infile": True, "charset": "utf8mb4"},
         transient=_mysql_transient,
+        writers=None,
         exact_numeric=mysql.DECIMAL,
         # NOTE(rating): a double becomes its shortest decimal text, then is
         # cut to 12 places: values of up to 15 significant digits stay exact.
@@ -260,6 +264,10 @@ RULES = {
         keeps_timezone=False,
         connect_args={},
         transient=_sqlite_transient,
+        # NOTE(sync): one writer at a time in an SQLite file: concurrent
+        # streams would only queue on its lock (busy_timeout), so a pass
+        # reads its streams in turn there.
+        writers=1,
         # NOTE(rating): SQLite has no exact numeric type (NUMERIC affinity
         # turns "0.1" into a double); decimals are kept as TEXT, computed in
         # doubles rounded to 12 places, and the exact cost is computed in

@@ -208,6 +208,11 @@ class Sink:
             "payload": rejected.payload,
         }
 
+    def concurrency(self, wanted):
+        """How many of ``wanted`` concurrent writers this database takes."""
+        most = dialects.rules(self.engine.dialect).writers
+        return min(wanted, most) if most else wanted
+
     def checkpoint(self, key, scope=schema.LIVE_SCOPE):
         with self.engine.connect() as conn:
             return checkpoint.get(conn, self.checkpoints, scope, key)

@@ -351,7 +351,7 @@ def one_pass(conf):
     source._sleep = lambda seconds: None  # NOTE(bad-input): retries without the backoff
     try:
         streams = sync.streams(conf.source.driver, filters_mod.load(conf.sync.filters_file))
-        results = sync.run_pass(source, target, streams, conf)
+        results = sync.run_pass(sources.DriverPool.of(source), target, streams, conf)
     finally:
         source.close()
     return {r.stream.meter.name: r for r in results}, target

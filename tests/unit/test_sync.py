@@ -37,6 +37,7 @@ class ListSource(SourceDriver):
         self.fail_meters, self.fail_after_pages = set(fail_meters), fail_after_pages
         self.shutdown_after_pages = None
         self.shutdown = None
+        self.requests = 0
 
     def fetch(self, stream, start, end, census=None):
         if stream.meter.name in self.fail_meters:
@@ -89,25 +90,25 @@ def expected(samples, until):
 def test_a_pass_exports_everything_up_to_the_settle_bound_and_a_rerun_adds_nothing(conf, sink):
     data = samples_for("cpu", 30) + samples_for("ram", 30, offset=1000)
     source = ListSource(data)
-    results = sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    results = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu", "ram"), conf, now=NOW)
     bound = NOW - datetime.timedelta(seconds=600)
     assert stored(sink) == expected(data, bound)
     assert all(r.complete and r.error is None for r in results)
     assert sink.checkpoint(("mem", "f", "cpu")) == bound
-    sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu", "ram"), conf, now=NOW)
     assert stored(sink) == expected(data, bound)
 
 
 def test_new_data_and_late_data_inside_lookback_arrive_on_the_next_pass(conf, sink):
     data = samples_for("cpu", 20)
     source = ListSource(data)
-    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     checkpoint = sink.checkpoint(("mem", "f", "cpu"))
     late = make_sample(5000, counter_name="cpu", timestamp=checkpoint - datetime.timedelta(minutes=30))
     too_late = make_sample(5001, counter_name="cpu", timestamp=checkpoint - datetime.timedelta(hours=2))
     new = make_sample(5002, counter_name="cpu", timestamp=checkpoint + datetime.timedelta(minutes=5))
     source.samples += [late, too_late, new]
-    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW + datetime.timedelta(hours=1))
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW + datetime.timedelta(hours=1))
     result = stored(sink)
     assert late.message_id in result and new.message_id in result
     assert too_late.message_id not in result  # older than lookback: documented limit
@@ -116,25 +117,25 @@ def test_new_data_and_late_data_inside_lookback_arrive_on_the_next_pass(conf, si
 def test_a_failing_stream_does_not_block_the_others_nor_move_its_checkpoint(conf, sink):
     data = samples_for("cpu", 10) + samples_for("ram", 10, offset=1000)
     source = ListSource(data, fail_meters={"cpu"})
-    results = {r.stream.meter.name: r for r in sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)}
+    results = {r.stream.meter.name: r for r in sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu", "ram"), conf, now=NOW)}
     assert "API down" in results["cpu"].error and results["ram"].error is None
     assert sink.checkpoint(("mem", "f", "cpu")) is None
     assert set(stored(sink)) == {s.message_id for s in data if s.counter_name == "ram"}
     source.fail_meters = set()
-    sync.run_pass(source, sink, streams("cpu", "ram"), conf, now=NOW)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu", "ram"), conf, now=NOW)
     assert stored(sink) == expected(data, NOW)
 
 
 def test_a_window_that_fails_midway_keeps_its_checkpoint_and_is_reread(conf, sink):
     data = samples_for("cpu", 30)
     source = ListSource(data, page=3, fail_after_pages=3)
-    [result] = sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     # The first window [T0 - lookback, T0 + 1h) finished; the second failed
     # midway, so the checkpoint stays at the end of the first.
     assert result.error == "connection reset" and result.windows == 1
     assert sink.checkpoint(("mem", "f", "cpu")) == T0 + datetime.timedelta(hours=1)
     source.fail_after_pages = None
-    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
 
 
@@ -144,7 +145,7 @@ def test_shutdown_commits_the_batch_in_hand_but_not_the_checkpoint(conf, sink):
     shutdown = threading.Event()
     source = ListSource(data, page=5)
     source.shutdown, source.shutdown_after_pages = shutdown, 2
-    [result] = sync.run_pass(source, sink, streams("cpu"), conf, shutdown=shutdown, now=NOW)
+    [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, shutdown=shutdown, now=NOW)
     assert not result.complete and result.error is None
     # The pages read were committed. NOTE(bench): the source is read one page
     # ahead in a thread, so how many pages the writer had in hand when the
@@ -152,7 +153,7 @@ def test_shutdown_commits_the_batch_in_hand_but_not_the_checkpoint(conf, sink):
     assert len(stored(sink)) in (5, 10, 12)
     assert sink.checkpoint(("mem", "f", "cpu")) is None
     source.shutdown_after_pages = None
-    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
 
 
@@ -186,20 +187,81 @@ def test_windows_are_sized_by_the_census_not_the_clock(conf, sink):
     conf.set_override("window_samples", 12, group="sync")
     data = samples_for("cpu", 5)
     source = CensusSource(data, page=4)
-    [result] = sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+    [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     bound = NOW - datetime.timedelta(seconds=600)
     assert result.complete and result.windows == 3 and len(source.censuses) == 1
     assert stored(sink) == expected(data, bound)
     assert sink.checkpoint(("mem", "f", "cpu")) == bound
     # An idle pass: one census, one window over lookback + the new span.
-    sync.run_pass(source, sink, streams("cpu"), conf, now=NOW + datetime.timedelta(minutes=5))
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW + datetime.timedelta(minutes=5))
     assert len(source.censuses) == 2 and len(source.windows) == 4
 
 
 def test_a_failing_stream_is_logged_once_with_its_traceback(conf, sink, caplog):
     source = ListSource(samples_for("cpu", 2), fail_meters={"cpu"})
     with caplog.at_level(logging.DEBUG, logger="meter_export"):
-        sync.run_pass(source, sink, streams("cpu"), conf, now=NOW)
+        sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     about = [r for r in caplog.records if "mem/f/cpu" in r.getMessage() or "API down" in r.getMessage()]
     assert len(about) == 1, [r.getMessage() for r in about]
     assert about[0].levelno == logging.ERROR and about[0].exc_info and "API down" in about[0].getMessage()
+
+
+class SlowSource(ListSource):
+    """Counts how many of its kind fetch at the same time."""
+
+    running, most, lock = 0, 0, threading.Lock()
+
+    def fetch(self, stream, start, end, census=None):
+        with SlowSource.lock:
+            SlowSource.running += 1
+            SlowSource.most = max(SlowSource.most, SlowSource.running)
+        try:
+            threading.Event().wait(0.05)
+            yield from super().fetch(stream, start, end, census)
+        finally:
+            with SlowSource.lock:
+                SlowSource.running -= 1
+
+
+def test_a_pass_reads_its_streams_at_once_each_with_a_driver_of_its_own(conf, sink):
+    data = [s for m in ("a", "b", "c", "d", "e") for s in samples_for(m, 3, offset=1000 * ord(m))]
+    made = []
+
+    def make():
+        made.append(SlowSource(data))
+        return made[-1]
+
+    pool = sources.DriverPool(make, size=3)
+    results = sync.run_pass(pool, sink, streams("a", "b", "c", "d", "e"), conf, now=NOW)
+    assert [r.stream.meter.name for r in results] == ["a", "b", "c", "d", "e"]
+    assert all(r.complete for r in results) and stored(sink) == expected(data, NOW)
+    assert len(made) == 3 and SlowSource.most == 3
+
+
+def test_the_pool_gives_a_stream_back_its_driver_and_waits_when_all_are_out():
+    pool = sources.DriverPool(object, size=2)
+    entered = threading.Event()
+
+    def third():
+        with pool.lease("z"):
+            entered.set()
+
+    with pool.lease("x") as first, pool.lease("y") as second:
+        assert first is not second
+        waiter = threading.Thread(target=third)
+        waiter.start()
+        assert not entered.wait(0.2)  # both drivers are out
+    waiter.join(2)
+    assert entered.is_set()
+    for _ in range(3):
+        with pool.lease("y") as again, pool.lease("x") as other:
+            assert (again, other) == (second, first)
+
+
+def test_sqlite_takes_one_writer_and_the_servers_as_many_as_asked(tmp_path):
+    sink = Sink("sqlite:///%s" % (tmp_path / "c.sqlite"))
+    try:
+        assert sink.concurrency(4) == 1
+    finally:
+        sink.close()
+    assert Sink("postgresql+psycopg://u@127.0.0.1:1/x").concurrency(4) == 4
