@@ -165,16 +165,7 @@ def main():
             sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, server.endpoint, workdir, threads)
         for size in args.compare_page_size:
             sides["meter-export, page_size = %d" % size] = functools.partial(meter_export, server.endpoint, workdir, page_size=size)
-        times = {name: [] for name in sides}
-        counts, requests = {}, {}
-        for round_ in range(args.repeat):
-            for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
-                meter = common.CpuMeter()
-                counts[name], seconds, requests[name] = sides[name]()
-                used = meter.stop()
-                times[name].append(seconds)
-                say("  round %d  %-42s %7d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
-                say("           %s" % common.cpu_line(used, seconds))
+        times, counts, requests = common.interleaved(sides, args.repeat)
         say("%d samples, median of %d rounds:" % (total, args.repeat))
         base = total / common.median(times["baseline: new_samples.list per meter"])
         for name, t in times.items():

@@ -5,6 +5,7 @@ meter-export config file, medians.  The real telemetry servers come from
 tools/telemetry_stack, as in tests/functional.
 """
 
+import contextlib
 import datetime
 import logging
 import os
@@ -199,7 +200,12 @@ def cpu_seconds():
 
 class CpuMeter:
     """CPU seconds each party spent between start and ``stop()``: the profile
-    of a side when the machine's CPUs, not the network, are the limit."""
+    of a side when the machine's CPUs, not the network, are the limit.
+
+    NOTE(bench): a party is every process of the machine that matches it
+    (_group), this bench's servers or not: run nothing else beside it (a
+    test suite's Gnocchi beside a smoke run once showed 3.6 CPUs busy on 2).
+    """
 
     def __init__(self):
         self._before = cpu_seconds()
@@ -212,3 +218,24 @@ class CpuMeter:
 def cpu_line(used, seconds):
     parts = ", ".join("%s %.1f" % kv for kv in sorted(used.items()) if kv[1] >= 0.05)
     return "CPU s: %s; total %.1f in %.1fs wall (%.2f CPUs busy)" % (parts, sum(used.values()), seconds, sum(used.values()) / seconds)
+
+
+def interleaved(sides, repeat, quiet=contextlib.nullcontext):
+    """Run each side ``repeat`` times, the order reversed every other round.
+
+    ``sides``: {name: () -> (count, seconds, requests)}; each call runs
+    inside ``quiet()`` and prints its round line and CPU per party.
+    Returns ({name: [seconds]}, {name: count}, {name: requests}) of the last round.
+    """
+    times = {name: [] for name in sides}
+    counts, requests = {}, {}
+    for round_ in range(repeat):
+        for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
+            with quiet():
+                meter = CpuMeter()
+                counts[name], seconds, requests[name] = sides[name]()
+                used = meter.stop()
+            times[name].append(seconds)
+            say("  round %d  %-42s %8d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, loadavg()))
+            say("           %s" % cpu_line(used, seconds))
+    return times, counts, requests

@@ -198,17 +198,7 @@ def catch_up(endpoint, data, workdir, repeat, quiet, compare_threads):
     }
     for threads in compare_threads:
         sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, endpoint, data, workdir, threads=threads)
-    times = {name: [] for name in sides}
-    counts, requests = {}, {}
-    for round_ in range(repeat):
-        for name in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
-            with quiet():
-                meter = common.CpuMeter()
-                counts[name], seconds, requests[name] = sides[name]()
-                used = meter.stop()
-            times[name].append(seconds)
-            say("  round %d  %-40s %8d samples %7.2fs  load %s" % (round_ + 1, name, counts[name], seconds, common.loadavg()))
-            say("           %s" % common.cpu_line(used, seconds))
+    times, counts, requests = common.interleaved(sides, repeat, quiet)
     say("catch-up: %d samples, median of %d rounds:" % (data.points, repeat))
     rates = {name: counts[name] / common.median(t) for name, t in times.items()}
     threads, one = rates["baseline: 4 threads, GET per metric"], rates["baseline: one aggregates read"]

@@ -13,7 +13,6 @@ import sys
 import threading
 
 from meter_export import service
-from meter_export import sources
 from meter_export import sync
 from meter_export import utils
 from meter_export import worker
@@ -127,8 +126,7 @@ def run(conf):
 def _backfill(conf, sink, streams, start, end, shutdown):
     scope = scope_for(start, end)
     progress = Progress(0)
-    parallel = sink.concurrency(max(1, conf.command.parallel or conf.sync.stream_threads))
-    drivers = sources.DriverPool(lambda: sources.get_driver(conf, shutdown), parallel)
+    drivers = sync.driver_pool(conf, sink, shutdown, conf.command.parallel)
     try:
         runner = _Runner(conf, sink, drivers, scope, start, end, progress, shutdown)
         plan = [(s, *runner.plan(s)) for s in streams]

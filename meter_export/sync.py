@@ -14,8 +14,8 @@ import logging
 import threading
 
 from meter_export import checkpoint
+from meter_export import sources
 from meter_export import utils
-from meter_export.sources import Stream
 from meter_export.storage import schema
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ LOG = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class StreamResult:
-    stream: Stream
+    stream: sources.Stream
     windows: int = 0
     written: int = 0
     quarantined: int = 0
@@ -40,7 +40,7 @@ class Interrupted(Exception):
 
 def streams(source_name, filters):
     """Every (source, filter, meter) stream, in file order."""
-    return [Stream(source_name, f, m) for f in filters for m in f.meters]
+    return [sources.Stream(source_name, f, m) for f in filters for m in f.meters]
 
 
 def _pages(source, stream, windows, census=None):
@@ -126,6 +126,13 @@ def live_span(sink, stream, conf, now):
     """[start, end) a pass reads for this stream, from its live checkpoint."""
     s = conf.sync
     return checkpoint.span(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
+
+
+def driver_pool(conf, sink, shutdown=None, wanted=None):
+    """The source drivers for ``wanted`` streams at once ([sync]
+    stream_threads by default), as many as the database takes writers."""
+    size = sink.concurrency(max(1, wanted or conf.sync.stream_threads))
+    return sources.DriverPool(lambda: sources.get_driver(conf, shutdown), size)
 
 
 def run_pass(drivers, sink, all_streams, conf, shutdown=None, now=None):

@@ -18,7 +18,6 @@ from cotyledon import oslo_config_glue
 
 from meter_export import filters as filters_mod
 from meter_export import service
-from meter_export import sources
 from meter_export import sync
 from meter_export import utils
 from meter_export.rating import commands as rating_commands
@@ -63,7 +62,7 @@ class Syncer:
     def __init__(self, conf, streams, shutdown, rated_streams=()):
         self.conf, self.streams, self.shutdown = conf, streams, shutdown
         self.sink = sink_mod.Sink.from_conf(conf, shutdown)
-        self.drivers = sources.DriverPool(lambda: sources.get_driver(conf, shutdown), self.sink.concurrency(conf.sync.stream_threads))
+        self.drivers = sync.driver_pool(conf, self.sink, shutdown)
         # NOTE(rating): one process rates (worker 0, or run --once), for all streams.
         self.rater = rating.PassRater.from_conf(conf, self.sink, rated_streams) if rated_streams else None
 

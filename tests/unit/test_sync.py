@@ -206,36 +206,47 @@ def test_a_failing_stream_is_logged_once_with_its_traceback(conf, sink, caplog):
     assert about[0].levelno == logging.ERROR and about[0].exc_info and "API down" in about[0].getMessage()
 
 
-class SlowSource(ListSource):
-    """Counts how many of its kind fetch at the same time."""
+class Gauge:
+    """How many fetches run at once, and the most seen."""
 
-    running, most, lock = 0, 0, threading.Lock()
+    def __init__(self):
+        self.running, self.most, self.lock = 0, 0, threading.Lock()
+
+    def move(self, step):
+        with self.lock:
+            self.running += step
+            self.most = max(self.most, self.running)
+
+
+class SlowSource(ListSource):
+    """A ListSource whose fetches last 50 ms and are counted by a Gauge."""
+
+    def __init__(self, samples, gauge):
+        super().__init__(samples)
+        self.gauge = gauge
 
     def fetch(self, stream, start, end, census=None):
-        with SlowSource.lock:
-            SlowSource.running += 1
-            SlowSource.most = max(SlowSource.most, SlowSource.running)
+        self.gauge.move(1)
         try:
             threading.Event().wait(0.05)
             yield from super().fetch(stream, start, end, census)
         finally:
-            with SlowSource.lock:
-                SlowSource.running -= 1
+            self.gauge.move(-1)
 
 
 def test_a_pass_reads_its_streams_at_once_each_with_a_driver_of_its_own(conf, sink):
     data = [s for m in ("a", "b", "c", "d", "e") for s in samples_for(m, 3, offset=1000 * ord(m))]
-    made = []
+    gauge, made = Gauge(), []
 
     def make():
-        made.append(SlowSource(data))
+        made.append(SlowSource(data, gauge))
         return made[-1]
 
     pool = sources.DriverPool(make, size=3)
     results = sync.run_pass(pool, sink, streams("a", "b", "c", "d", "e"), conf, now=NOW)
     assert [r.stream.meter.name for r in results] == ["a", "b", "c", "d", "e"]
     assert all(r.complete for r in results) and stored(sink) == expected(data, NOW)
-    assert len(made) == 3 and SlowSource.most == 3
+    assert len(made) == 3 and gauge.most == 3
 
 
 def test_the_pool_gives_a_stream_back_its_driver_and_waits_when_all_are_out():
@@ -260,8 +271,9 @@ def test_the_pool_gives_a_stream_back_its_driver_and_waits_when_all_are_out():
 
 def test_sqlite_takes_one_writer_and_the_servers_as_many_as_asked(tmp_path):
     sink = Sink("sqlite:///%s" % (tmp_path / "c.sqlite"))
+    server = Sink("postgresql+psycopg://u@127.0.0.1:1/x")  # never connects
     try:
-        assert sink.concurrency(4) == 1
+        assert sink.concurrency(4) == 1 and server.concurrency(4) == 4
     finally:
         sink.close()
-    assert Sink("postgresql+psycopg://u@127.0.0.1:1/x").concurrency(4) == 4
+        server.close()

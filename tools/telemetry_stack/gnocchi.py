@@ -336,8 +336,9 @@ class GnocchiServer(processes.Server):
 
         NOTE(bench): with the file incoming driver and a 1 s delay, metricd
         polls its sacks every second through tooz on the indexer's
-        PostgreSQL: 0.6 of this 2-CPU machine with nothing to process
-        (measured 2026-12-02), CPU a deployment spends on other hosts. The
+        PostgreSQL: 0.65 to 1.0 of this 2-CPU machine's CPUs with nothing
+        to process (measured 2026-12-02), CPU a deployment spends on other
+        hosts. The
         API serves processed measures without it.
         """
         os.killpg(self.pids["metricd"], signal.SIGSTOP)
