@@ -208,25 +208,56 @@ def test_unreachable_is_unavailable(tmp_path):
         list(source.fetch(make_stream("cpu"), T0.replace(tzinfo=UTC), (T0 + datetime.timedelta(hours=1)).replace(tzinfo=UTC)))
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_census_counts_per_period_and_empty_windows_cost_no_request(tmp_path, ceilometer_server, strategy):
-    """Statistics count the filter's samples; a window they show empty is
-    not asked for, and one page at a time still reads the rest exactly."""
+def census_case(tmp_path, ceilometer_server, strategy, window_samples=None):
+    """A meter with samples on day 0 and day 2 (30 of p0 on each), its
+    source and p0's stream; ``window_samples`` sets [sync] window_samples."""
     from telemetry_stack import ceilometer as stack
 
     meter = "census." + uuid.uuid4().hex[:6]
     day2 = T0 + datetime.timedelta(days=2)
     seeded = stack.burst_samples(meter, T0, 60, burst=10, projects=("p0", "p1")) + stack.burst_samples(meter, day2, 30, burst=10)
     assert ceilometer_server.seed(seeded) == len(seeded)
-    source = ceilometer.CeilometerSource(make_conf(tmp_path, ceilometer_server.endpoint, strategy))
-    stream = make_stream(meter, project_id="p0")
-    start, end = (T0 - datetime.timedelta(days=1)).replace(tzinfo=UTC), (T0 + datetime.timedelta(days=4)).replace(tzinfo=UTC)
+    conf = make_conf(tmp_path, ceilometer_server.endpoint, strategy)
+    if window_samples:
+        conf.set_override("window_samples", window_samples, group="sync")
+    return seeded, ceilometer.CeilometerSource(conf), make_stream(meter, project_id="p0")
+
+
+def aware(value):
+    return value.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_census_is_one_request_and_windows_outside_it_cost_none(tmp_path, ceilometer_server, strategy):
+    """Fewer samples than a window holds: one statistics request, one bucket
+    from the first sample to the last; a window before or after it is not
+    asked for, and one page at a time still reads the rest exactly."""
+    seeded, source, stream = census_case(tmp_path, ceilometer_server, strategy)
+    start, end = aware(T0 - datetime.timedelta(days=1)), aware(T0 + datetime.timedelta(days=4))
     census = source.census(stream, start, end)
-    assert sum(c for _, _, c in census.buckets) == 60  # 30 of p0 on day 0, 30 on day 2
-    assert [b.date() for b, _, _ in census.buckets] == [T0.date(), day2.date()]
-    sent = source.requests
-    empty_day = ((T0 + datetime.timedelta(days=1)).replace(tzinfo=UTC), day2.replace(tzinfo=UTC))
-    assert list(source.fetch(stream, *empty_day, census)) == []
-    assert source.requests == sent
+    assert source.requests == 1
+    last = max(s["timestamp"] for s in seeded if s["project_id"] == "p0")
+    assert census.buckets == ((aware(T0), aware(last) + datetime.timedelta(seconds=1), 60),)
+    for window in ((start, aware(T0)), (aware(last) + datetime.timedelta(seconds=1), end)):
+        assert list(source.fetch(stream, *window, census)) == []
+    assert source.requests == 1
+    items = [i for page in source.fetch(stream, start, end, census) for i in page]
+    assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None), project_id="p0")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_census_counts_per_period_when_more_than_a_window(tmp_path, ceilometer_server, strategy):
+    """More samples than a window holds: a second request counts them per
+    period between the first and the last; a window between its buckets
+    (day 1) is not asked for."""
+    seeded, source, stream = census_case(tmp_path, ceilometer_server, strategy, window_samples=40)
+    start, end = aware(T0 - datetime.timedelta(days=1)), aware(T0 + datetime.timedelta(days=4))
+    census = source.census(stream, start, end)
+    assert source.requests == 2
+    (first, first_end, on_day0), (second, _, on_day2) = census.buckets  # periods of whole hours from T0
+    assert (first, on_day0, on_day2) == (aware(T0), 30, 30)
+    assert first_end < aware(T0 + datetime.timedelta(days=1)) and second > aware(T0 + datetime.timedelta(days=1))
+    assert list(source.fetch(stream, first_end, second, census)) == []
+    assert source.requests == 2
     items = [i for page in source.fetch(stream, start, end, census) for i in page]
     assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None), project_id="p0")
