@@ -458,21 +458,23 @@ class CeilometerSource(sources.SourceDriver):
     def _statistics(self, stream, start, end, period=None):
         """Buckets (start, end, count) of one statistics request, in time order.
 
-        Without a period, the one bucket runs from the first sample to one
-        second past the last (the answer gives their instants; the second
-        covers a timestamp rendered without its microseconds).
+        Without a period, one bucket runs from the first sample to one second
+        past the last (the answer gives their instants; the second is a
+        margin for a timestamp rendered coarser than it is stored).
         """
         q = [i for i in desc_query(stream, utils.isoformat(start), utils.isoformat(end), "lt") if i["field"] != "meter"]
         path = "/v2/meters/%s/statistics" % urllib.parse.quote(stream.meter.name, safe="")
         rows = self._request("GET", ceilometer_options.build_url(path, q, ["period=%d" % period] if period else []), expect=list)
         if period:
             return tuple(sorted((parse_timestamp(r["period_start"]), parse_timestamp(r["period_end"]), int(r["count"])) for r in rows))
-        second = datetime.timedelta(seconds=1)
-        return tuple(
-            (max(start, parse_timestamp(r["duration_start"])), min(end, parse_timestamp(r["duration_end"]) + second), int(r["count"]))
-            for r in rows
-            if r["count"]
-        )
+        # NOTE(ceilometer): the drivers group by unit even without groupby: a
+        # meter stored with two units answers two rows, in no order.
+        rows = [r for r in rows if r["count"]]
+        if not rows:
+            return ()
+        first = min(parse_timestamp(r["duration_start"]) for r in rows)
+        last = max(parse_timestamp(r["duration_end"]) for r in rows)
+        return ((max(start, first), min(end, last + datetime.timedelta(seconds=1)), sum(int(r["count"]) for r in rows)),)
 
     def _keyset_pages(self, stream, start, end):
         size = self.conf.ceilometer.page_size

@@ -261,3 +261,28 @@ def test_census_counts_per_period_when_more_than_a_window(tmp_path, ceilometer_s
     assert source.requests == 2
     items = [i for page in source.fetch(stream, start, end, census) for i in page]
     assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None), project_id="p0")
+
+
+@pytest.mark.parametrize("window_samples", [None, 5])
+def test_census_of_a_meter_stored_with_two_units_covers_both(tmp_path, ceilometer_server, window_samples):
+    """Statistics answer one row per unit, in no order: the census spans them
+    all (here unit B from day 0 to day 2, MB on day 1 only), so no window
+    holding samples of either is skipped, with or without periods."""
+    from telemetry_stack import ceilometer as stack
+
+    meter = "census.units." + uuid.uuid4().hex[:6]
+    at = [T0 + datetime.timedelta(days=d, microseconds=250001 * d) for d in range(3)]
+    seeded = [stack.meter_message(meter, ts, float(i), unit="B") for i, ts in enumerate((at[0], at[2]))]
+    seeded += [stack.meter_message(meter, at[1] + datetime.timedelta(seconds=i), float(i), unit="MB") for i in range(6)]
+    assert ceilometer_server.seed(seeded) == len(seeded)
+    conf = make_conf(tmp_path, ceilometer_server.endpoint)
+    if window_samples:
+        conf.set_override("window_samples", window_samples, group="sync")
+    source, stream = ceilometer.CeilometerSource(conf), make_stream(meter, project_id="p0")
+    start, end = aware(T0 - datetime.timedelta(days=1)), aware(T0 + datetime.timedelta(days=4))
+    census = source.census(stream, start, end)
+    assert sum(c for _, _, c in census.buckets) == 8
+    assert census.buckets[0][0] <= aware(at[0]) and census.buckets[-1][1] > aware(at[2])
+    windows = [(aware(T0 + datetime.timedelta(days=d)), aware(T0 + datetime.timedelta(days=d + 1))) for d in range(3)]
+    items = [i for w in windows for page in source.fetch(stream, *w, census) for i in page]
+    assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None))
