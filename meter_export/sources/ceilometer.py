@@ -323,6 +323,28 @@ def held_back(items, boundary):
     return ([i for i in items if type(i) is not sources.Sample or i.timestamp != boundary], keep) if keep else (items, [])
 
 
+def census_span(rows, start, end):
+    """The one bucket of a statistics answer without a period, or none.
+
+    It runs from the first sample to one second past the last (the answer
+    gives their instants; the second is a margin for a timestamp rendered
+    coarser than it is stored). NOTE(ceilometer): the drivers group by unit
+    even without groupby: a meter stored with two units answers two rows,
+    in no order, and the bucket spans them all.
+    """
+    rows = [r for r in rows if r["count"]]
+    if not rows:
+        return ()
+    first = min(parse_timestamp(r["duration_start"]) for r in rows)
+    last = max(parse_timestamp(r["duration_end"]) for r in rows)
+    return ((max(start, first), min(end, last + datetime.timedelta(seconds=1)), sum(int(r["count"]) for r in rows)),)
+
+
+def census_periods(rows):
+    """The buckets (start, end, count) of a statistics answer per period, in time order."""
+    return tuple(sorted((parse_timestamp(r["period_start"]), parse_timestamp(r["period_end"]), int(r["count"])) for r in rows))
+
+
 class CeilometerSource(sources.SourceDriver):
     """Reads one meter's samples of a window from the Ceilometer v2 API."""
 
@@ -442,39 +464,24 @@ class CeilometerSource(sources.SourceDriver):
         if isinstance(stream.filter.raw_query, dict):
             return None
         try:
-            buckets = self._statistics(stream, start, end)
+            buckets = census_span(self._statistics(stream, start, end), start, end)
             count = sum(c for _, _, c in buckets)
             most = self.conf.sync.window_samples
             if count > most:
-                first, last = buckets[0][0], buckets[-1][1]
+                ((first, last, _),) = buckets
                 periods = min(CENSUS_BUCKETS, 4 * math.ceil(count / most))
                 width = 3600 * max(1, math.ceil((last - first).total_seconds() / periods / 3600))
-                buckets = self._statistics(stream, first, last, width)
-        except (ValueError, TypeError, KeyError, IndexError) as e:
+                buckets = census_periods(self._statistics(stream, first, last, width))
+        except (ValueError, TypeError, KeyError) as e:
             LOG.warning("%s: the statistics answer has an unknown shape (%s); every window is read", stream, e)
             return None
         return sources.Census(start, end, buckets)
 
     def _statistics(self, stream, start, end, period=None):
-        """Buckets (start, end, count) of one statistics request, in time order.
-
-        Without a period, one bucket runs from the first sample to one second
-        past the last (the answer gives their instants; the second is a
-        margin for a timestamp rendered coarser than it is stored).
-        """
+        """The rows of one ``GET /v2/meters/<meter>/statistics`` in [start, end)."""
         q = [i for i in desc_query(stream, utils.isoformat(start), utils.isoformat(end), "lt") if i["field"] != "meter"]
         path = "/v2/meters/%s/statistics" % urllib.parse.quote(stream.meter.name, safe="")
-        rows = self._request("GET", ceilometer_options.build_url(path, q, ["period=%d" % period] if period else []), expect=list)
-        if period:
-            return tuple(sorted((parse_timestamp(r["period_start"]), parse_timestamp(r["period_end"]), int(r["count"])) for r in rows))
-        # NOTE(ceilometer): the drivers group by unit even without groupby: a
-        # meter stored with two units answers two rows, in no order.
-        rows = [r for r in rows if r["count"]]
-        if not rows:
-            return ()
-        first = min(parse_timestamp(r["duration_start"]) for r in rows)
-        last = max(parse_timestamp(r["duration_end"]) for r in rows)
-        return ((max(start, first), min(end, last + datetime.timedelta(seconds=1)), sum(int(r["count"]) for r in rows)),)
+        return self._request("GET", ceilometer_options.build_url(path, q, ["period=%d" % period] if period else []), expect=list)
 
     def _keyset_pages(self, stream, start, end):
         size = self.conf.ceilometer.page_size

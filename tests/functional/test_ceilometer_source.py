@@ -209,18 +209,23 @@ def test_unreachable_is_unavailable(tmp_path):
 
 
 def census_case(tmp_path, ceilometer_server, strategy, window_samples=None):
-    """A meter with samples on day 0 and day 2 (30 of p0 on each), its
-    source and p0's stream; ``window_samples`` sets [sync] window_samples."""
+    """A meter with samples on day 0 and day 2 (30 of p0 on each), a source
+    (see census_source) and p0's stream."""
     from telemetry_stack import ceilometer as stack
 
     meter = "census." + uuid.uuid4().hex[:6]
     day2 = T0 + datetime.timedelta(days=2)
     seeded = stack.burst_samples(meter, T0, 60, burst=10, projects=("p0", "p1")) + stack.burst_samples(meter, day2, 30, burst=10)
     assert ceilometer_server.seed(seeded) == len(seeded)
+    return seeded, census_source(tmp_path, ceilometer_server, strategy, window_samples), make_stream(meter, project_id="p0")
+
+
+def census_source(tmp_path, ceilometer_server, strategy="auto", window_samples=None):
+    """A source on the server; ``window_samples`` sets [sync] window_samples."""
     conf = make_conf(tmp_path, ceilometer_server.endpoint, strategy)
     if window_samples:
         conf.set_override("window_samples", window_samples, group="sync")
-    return seeded, ceilometer.CeilometerSource(conf), make_stream(meter, project_id="p0")
+    return ceilometer.CeilometerSource(conf)
 
 
 def aware(value):
@@ -275,10 +280,7 @@ def test_census_of_a_meter_stored_with_two_units_covers_both(tmp_path, ceilomete
     seeded = [stack.meter_message(meter, ts, float(i), unit="B") for i, ts in enumerate((at[0], at[2]))]
     seeded += [stack.meter_message(meter, at[1] + datetime.timedelta(seconds=i), float(i), unit="MB") for i in range(6)]
     assert ceilometer_server.seed(seeded) == len(seeded)
-    conf = make_conf(tmp_path, ceilometer_server.endpoint)
-    if window_samples:
-        conf.set_override("window_samples", window_samples, group="sync")
-    source, stream = ceilometer.CeilometerSource(conf), make_stream(meter, project_id="p0")
+    source, stream = census_source(tmp_path, ceilometer_server, window_samples=window_samples), make_stream(meter, project_id="p0")
     start, end = aware(T0 - datetime.timedelta(days=1)), aware(T0 + datetime.timedelta(days=4))
     census = source.census(stream, start, end)
     assert sum(c for _, _, c in census.buckets) == 8

@@ -273,3 +273,26 @@ def test_held_back_keeps_only_samples_at_the_boundary():
     now, kept = ceilometer.held_back(items, at)
     assert [i.message_id for i in kept] == ["x"] and len(now) == 2
     assert ceilometer.held_back(items, None) == (items, [])
+
+
+def test_census_span_spans_every_unit_row_and_ends_past_the_last_sample():
+    start, end = datetime.datetime(2017, 1, 1, tzinfo=UTC), datetime.datetime(2017, 1, 10, tzinfo=UTC)
+    rows = [
+        {"count": 6, "duration_start": "2017-01-02T00:00:00", "duration_end": "2017-01-02T00:00:05"},
+        {"count": 2, "duration_start": "2017-01-01T00:00:00.5", "duration_end": "2017-01-03T00:00:00.5"},
+        {"count": 0, "duration_start": None, "duration_end": None},
+    ]
+    first, last = datetime.datetime(2017, 1, 1, 0, 0, 0, 500000, tzinfo=UTC), datetime.datetime(2017, 1, 3, 0, 0, 1, 500000, tzinfo=UTC)
+    assert ceilometer.census_span(rows, start, end) == ((first, last, 8),)
+    assert ceilometer.census_span(rows[2:], start, end) == ()
+    clipped = [{"count": 1, "duration_start": "2016-12-31T00:00:00", "duration_end": "2017-01-09T23:59:59.5"}]
+    assert ceilometer.census_span(clipped, start, end) == ((start, end, 1),)
+
+
+def test_census_periods_come_in_time_order():
+    rows = [
+        {"count": 3, "period_start": "2017-01-01T07:00:00", "period_end": "2017-01-01T14:00:00"},
+        {"count": 4, "period_start": "2017-01-01T00:00:00", "period_end": "2017-01-01T07:00:00"},
+    ]
+    hour = [datetime.datetime(2017, 1, 1, h, tzinfo=UTC) for h in (0, 7, 14)]
+    assert ceilometer.census_periods(rows) == ((hour[0], hour[1], 4), (hour[1], hour[2], 3))

@@ -338,8 +338,7 @@ class GnocchiServer(processes.Server):
         polls its sacks every second through tooz on the indexer's
         PostgreSQL: 0.65 to 1.0 of this 2-CPU machine's CPUs with nothing
         to process (measured 2026-12-02), CPU a deployment spends on other
-        hosts. The
-        API serves processed measures without it.
+        hosts. The API serves processed measures without it.
         """
         os.killpg(self.pids["metricd"], signal.SIGSTOP)
         try:
