@@ -1,5 +1,6 @@
 """Helpers for the end-to-end tests: real CLI, real servers, real databases."""
 
+import datetime
 import os
 import signal
 import subprocess
@@ -12,6 +13,11 @@ from meter_export.storage import engine as storage_engine
 from meter_export.storage import schema
 
 BIN = os.path.join(os.path.dirname(sys.executable), "meter-export")
+
+
+def this_hour():
+    """The start of the current UTC hour."""
+    return datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def write_config(tmp_path, db_url, credentials, filters_yaml, **sync):

@@ -8,19 +8,21 @@ from telemetry_stack import seed
 from tests.functional import api_helpers
 from tests.functional import e2e
 
-UTC = datetime.UTC
 HOUR = datetime.timedelta(hours=1)
-NOW_HOUR = datetime.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 METERS = {"vcpus": "vcpu"}
 
 
 def test_collect_usage_wakes_the_sleeping_worker(pg_url, gnocchi_server, tmp_path):
+    # NOTE(tests): the hour is taken now, not at collection: lookback (2 h)
+    # reaches the second hour's first point only within an hour of it, and a
+    # full suite reaches this test long after it collected the module.
+    now_hour = e2e.this_hour()
     client = seed.make_client(gnocchi_server.endpoint)
     seed.ensure_resource_types(client)
     seed.ensure_archive_policy(client, "mx-wake-5min", granularity=300)
     project = str(uuid.uuid4())
     first = seed.seed_project(
-        client, project, METERS, resources=1, start=NOW_HOUR - 2 * HOUR, end=NOW_HOUR - HOUR, archive_policy="mx-wake-5min"
+        client, project, METERS, resources=1, start=now_hour - 2 * HOUR, end=now_hour - HOUR, archive_policy="mx-wake-5min"
     )
     gnocchi_server.wait_processed(timeout=120)
     filters = "filters:\n  - name: p\n    query: {project_id: %s, resource_type: instance}\n    meters: [vcpus]\n" % project
@@ -34,7 +36,7 @@ def test_collect_usage_wakes_the_sleeping_worker(pg_url, gnocchi_server, tmp_pat
         count = sum(len(p) for p in first.points.values())
         assert e2e.wait_for(lambda: len(e2e.table(pg_url)) == count, timeout=120)
         # usage that arrives after the pass: the worker sleeps for an hour now
-        second = seed.seed_project(client, project, METERS, resources=1, start=NOW_HOUR - HOUR, end=NOW_HOUR, archive_policy="mx-wake-5min")
+        second = seed.seed_project(client, project, METERS, resources=1, start=now_hour - HOUR, end=now_hour, archive_policy="mx-wake-5min")
         gnocchi_server.wait_processed(timeout=120)
         count += sum(len(p) for p in second.points.values())
         assert not e2e.wait_for(lambda: len(e2e.table(pg_url)) == count, timeout=3)
