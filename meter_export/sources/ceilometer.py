@@ -29,6 +29,7 @@ are translated into complex-query leaves), or, for ``keyset`` only, one
 complex-query filter dict such as ``{"=": {"metadata.flavor": "m1"}}``.
 """
 
+import ast
 import datetime
 import json
 import logging
@@ -245,12 +246,31 @@ def desc_query(stream, start, upper, upper_op):
     return bounds + equality_items(stream) + simple_raw_items(stream.filter.raw_query)
 
 
+def simple_value(item):
+    """The value a simple-query item means, as the API reads it.
+
+    NOTE(ceilometer): the API guesses the type of an untyped metadata value
+    (``ast.literal_eval``: "1" is the integer 1, "m1" stays a string) and
+    matches it against metadata stored with that type. A complex query takes
+    the JSON value as it is, so a keyset read of ``"1"`` would find none of
+    the samples the statistics count for it.
+    """
+    value, type_ = item["value"], item["type"]
+    if type_:
+        return TYPES.get(type_, str)(value)
+    if item["field"].startswith(("metadata.", "resource_metadata.")):
+        try:
+            return ast.literal_eval(str(value))
+        except (ValueError, SyntaxError):
+            pass
+    return str(value)
+
+
 def _complex_leaf(item):
     op = SIMPLE_TO_COMPLEX.get(item["op"])
     if op is None:
         raise sources.SourceConfigError("raw_query op %r has no complex-query form" % item["op"])
-    convert = TYPES.get(item["type"], str)
-    return {op: {item["field"].replace("resource_metadata.", "metadata.", 1): convert(item["value"])}}
+    return {op: {item["field"].replace("resource_metadata.", "metadata.", 1): simple_value(item)}}
 
 
 def keyset_filter(stream, start, end, cursor=None):

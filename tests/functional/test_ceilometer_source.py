@@ -288,3 +288,26 @@ def test_census_of_a_meter_stored_with_two_units_covers_both(tmp_path, ceilomete
     windows = [(aware(T0 + datetime.timedelta(days=d)), aware(T0 + datetime.timedelta(days=d + 1))) for d in range(3)]
     items = [i for w in windows for page in source.fetch(stream, *w, census) for i in page]
     assert by_id(items) == expected(seeded, start.replace(tzinfo=None), end.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("value", ["1", 1, "m1"])
+def test_untyped_raw_query_item_counts_and_reads_the_same_samples(tmp_path, ceilometer_server, strategy, value):
+    """A metadata item without a type means what Ceilometer's simple query
+    makes of it ("1" and 1 are the integer 1, "m1" a string), in the census
+    (statistics) and in the read alike, or the census skips windows the
+    read would have filled."""
+    from telemetry_stack import ceilometer as stack
+
+    meter = "typed." + uuid.uuid4().hex[:6]
+    wanted = {"1": 1, 1: 1, "m1": "m1"}[value]
+    at = [T0 + datetime.timedelta(minutes=m) for m in range(6)]
+    seeded = [stack.meter_message(meter, ts, float(i), metadata={"flavor": wanted if i % 2 else "other"}) for i, ts in enumerate(at)]
+    assert ceilometer_server.seed(seeded) == len(seeded)
+    source = census_source(tmp_path, ceilometer_server, strategy)
+    stream = make_stream(meter, raw_query=[{"field": "metadata.flavor", "value": value}])
+    start, end = aware(T0), aware(T0 + datetime.timedelta(hours=1))
+    census = source.census(stream, start, end)
+    items = [i for page in source.fetch(stream, start, end, census) for i in page]
+    want = {s["message_id"] for s in seeded if s["resource_metadata"]["flavor"] == wanted}
+    assert ({i.message_id for i in items}, sum(c for _, _, c in census.buckets)) == (want, 3)

@@ -296,3 +296,20 @@ def test_census_periods_come_in_time_order():
     ]
     hour = [datetime.datetime(2017, 1, 1, h, tzinfo=UTC) for h in (0, 7, 14)]
     assert ceilometer.census_periods(rows) == ((hour[0], hour[1], 4), (hour[1], hour[2], 3))
+
+
+@pytest.mark.parametrize(
+    "item, value",
+    [
+        ({"field": "metadata.size", "value": "3"}, 3),
+        ({"field": "resource_metadata.size", "value": 3}, 3),
+        ({"field": "metadata.flavor", "value": "m1"}, "m1"),
+        ({"field": "metadata.flag", "value": "True"}, True),
+        ({"field": "metadata.size", "value": "3", "type": "string"}, "3"),
+        ({"field": "metadata.size", "value": "3", "type": "float"}, 3.0),
+        ({"field": "resource_id", "value": "1"}, "1"),
+    ],
+)
+def test_simple_value_types_as_the_simple_query_does(item, value):
+    got = ceilometer.simple_value(ceilometer.q_item(item["field"], "eq", item["value"], item.get("type", "")))
+    assert (got, type(got)) == (value, type(value))
