@@ -12,6 +12,7 @@ from oslo_config import cfg
 
 from meter_export import service
 from meter_export import sources
+from meter_export import sync
 from meter_export.sources import ceilometer
 
 UTC = datetime.UTC
@@ -311,3 +312,20 @@ def test_untyped_raw_query_item_counts_and_reads_the_same_samples(tmp_path, ceil
     items = [i for page in source.fetch(stream, start, end, census) for i in page]
     want = {s["message_id"] for s in seeded if s["resource_metadata"]["flavor"] == wanted}
     assert ({i.message_id for i in items}, sum(c for _, _, c in census.buckets)) == (want, 3)
+
+
+def test_keyset_raw_query_the_statistics_cannot_take_reads_every_window(tmp_path, ceilometer_server):
+    """An inequality on metadata is a complex-query leaf for the keyset read,
+    but the statistics' simple query refuses it (HTTP 400): no census then,
+    every window is read, instead of a stream that fails every pass."""
+    from telemetry_stack import ceilometer as stack
+
+    meter = "ineq." + uuid.uuid4().hex[:6]
+    seeded = [stack.meter_message(meter, T0 + datetime.timedelta(minutes=i), float(i), metadata={"size": i}) for i in range(6)]
+    assert ceilometer_server.seed(seeded) == len(seeded)
+    source = census_source(tmp_path, ceilometer_server, "keyset")
+    stream = make_stream(meter, raw_query=[{"field": "metadata.size", "op": "ge", "value": "3", "type": "integer"}])
+    start, end = aware(T0), aware(T0 + datetime.timedelta(hours=1))
+    windows, census = sync.plan(source, stream, start, end, source.conf)
+    items = [i for window in windows for page in source.fetch(stream, *window, census) for i in page]
+    assert (census, {i.message_id for i in items}) == (None, {s["message_id"] for s in seeded[3:]})

@@ -313,3 +313,16 @@ def test_census_periods_come_in_time_order():
 def test_simple_value_types_as_the_simple_query_does(item, value):
     got = ceilometer.simple_value(ceilometer.q_item(item["field"], "eq", item["value"], item.get("type", "")))
     assert (got, type(got)) == (value, type(value))
+
+
+@pytest.mark.parametrize(
+    "raw, takes",
+    [
+        (None, True),
+        ([{"field": "metadata.size", "value": "3"}], True),
+        ([{"field": "metadata.size", "op": "eq", "value": "3"}, {"field": "metadata.size", "op": "ge", "value": "1"}], False),
+        ({"=": {"metadata.size": 3}}, False),
+    ],
+)
+def test_simple_query_takes_equalities_only(raw, takes):
+    assert ceilometer.simple_query_takes(raw) is takes
