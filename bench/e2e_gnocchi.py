@@ -3,7 +3,7 @@
 Usage (from the repository root; PostgreSQL from METER_EXPORT_TEST_PG_URL)::
 
     .venv/bin/python bench/e2e_gnocchi.py [--resources 200] [--empty 50] [--days 3] [--repeat 2]
-        [--rss] [--steady-resources 1000] [--skip-steady]
+        [--rss] [--steady-resources 1000] [--skip-steady] [--reads-only]
 
 Starts a real Gnocchi 4.7.1 (tools/telemetry_stack, fresh workdir and
 indexer DB) and runs, with meter-export's DEFAULT options except
@@ -24,7 +24,11 @@ catch-up
       mean))", resource_type, search, start, stop, granularity=300)``;
     - meter-export: ``run --once`` in this process (cli.main) into a fresh
       PostgreSQL database made by ``dbsync`` before the clock starts; the
-      requests of each stream are taken from its log line.
+      requests of each stream are taken from its log line;
+    - with ``--reads-only``, meter-export's read path alone: the census, the
+      planned windows and ``fetch`` of every stream, as many at once as a
+      pass runs, nothing mapped to rows or written (the read's share of the
+      catch-up, on a host that runs the database too).
 
     All three read [now - 30 days, now - settle). With ``--rss``, ``run
     --once`` also runs as a child process on this set and on a second
@@ -140,13 +144,13 @@ def baseline_one_request(endpoint, data):
     return count_points(answer), time.perf_counter() - watch, 1
 
 
-def config_for(endpoint, data, workdir, db, threads=None):
+def config_for(endpoint, data, workdir, url, threads=None):
     sync = {"initial_start": "-P30D"}
     if threads:
         sync["stream_threads"] = threads
     return common.write_config(
         workdir,
-        db.url,
+        url,
         "driver = gnocchi",
         {"auth_type": "gnocchi-basic", "user": "admin", "endpoint": endpoint},
         data.filters(),
@@ -178,7 +182,7 @@ def meter_export(endpoint, data, workdir, keep=None, threads=None):
     """
     db = common.Database()
     try:
-        config = config_for(endpoint, data, workdir, db, threads)
+        config = config_for(endpoint, data, workdir, db.url, threads)
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
         seconds, requests = run_pass(config)
@@ -190,12 +194,50 @@ def meter_export(endpoint, data, workdir, keep=None, threads=None):
             keep.append((db, config))
 
 
-def catch_up(endpoint, data, workdir, repeat, quiet, compare_threads):
+def read_only(endpoint, data, workdir):
+    """meter-export's read path alone: (points, seconds, requests).
+
+    The census, the planned windows and ``fetch`` of every stream, as many
+    at once as a pass runs them, over the span a first pass reads; nothing
+    is mapped to rows or written. It tells the read's share of a catch-up
+    from the write's on a host that runs both.
+    """
+    from meter_export import service
+    from meter_export import sources
+    from meter_export import sync
+    from meter_export import worker
+
+    config = config_for(endpoint, data, workdir, "sqlite://")  # never opened
+    conf = service.prepare_service(["--config-file", config])
+    gnocchi_source.parse_timestamp.cache_clear()
+    start, end = read_span()
+    drivers = sources.DriverPool(lambda: sources.get_driver(conf), conf.sync.stream_threads)
+    drivers.new_pass()
+
+    def one(stream):
+        with drivers.lease(stream.key) as source:
+            sent = source.requests
+            windows, census = sync.plan(source, stream, start, end, conf)
+            points = sum(len(page) for window in windows for page in source.fetch(stream, *window, census))
+            return points, source.requests - sent
+
+    watch = time.perf_counter()
+    streams = worker.load_streams(conf)
+    with concurrent.futures.ThreadPoolExecutor(min(drivers.size, len(streams))) as pool:
+        done = list(pool.map(one, streams))
+    seconds = time.perf_counter() - watch
+    drivers.close()
+    return sum(p for p, _ in done), seconds, sum(r for _, r in done)
+
+
+def catch_up(endpoint, data, workdir, repeat, quiet, compare_threads, reads_only=False):
     sides = {
         "baseline: 4 threads, GET per metric": lambda: baseline_threads(endpoint, data),
         "baseline: one aggregates read": lambda: baseline_one_request(endpoint, data),
         "meter-export run --once (defaults)": lambda: meter_export(endpoint, data, workdir),
     }
+    if reads_only:
+        sides["meter-export reads only (no write)"] = lambda: read_only(endpoint, data, workdir)
     for threads in compare_threads:
         sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, endpoint, data, workdir, threads=threads)
     times, counts, requests = common.interleaved(sides, repeat, quiet)
@@ -234,7 +276,7 @@ def peak_rss(endpoint, data, workdir):
     """
     db = common.Database()
     try:
-        config = config_for(endpoint, data, workdir, db)
+        config = config_for(endpoint, data, workdir, db.url)
         common.cli(config, "dbsync")
         watch = time.perf_counter()
         cmd = [common.BIN, "--config-file", config, "run", "--once"]
@@ -259,7 +301,7 @@ def steady(endpoint, client, server, workdir, resources, idle_data, quiet):
     data = DataSet(client, server, resources, hour_start, end)
     db = common.Database()
     try:
-        config = config_for(endpoint, data, workdir, db)
+        config = config_for(endpoint, data, workdir, db.url)
         code, _ = common.in_process(config, "dbsync")
         assert code == 0
         set_checkpoints(db.url, data, hour_start)
@@ -316,6 +358,11 @@ def main():
         action="store_true",
         help="keep metricd running while timing (by default it is paused: see GnocchiServer.metricd_paused)",
     )
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="also time meter-export's read path alone (census, windows, fetch; nothing written)",
+    )
     args = parser.parse_args()
     common.header("e2e_gnocchi: real Gnocchi -> meter-export -> PostgreSQL vs plain gnocchiclient reads")
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
@@ -332,7 +379,7 @@ def main():
         quiet = contextlib.nullcontext if args.metricd_running else server.metricd_paused
         say("metricd %s while timing" % ("running" if args.metricd_running else "paused"))
         if args.repeat:
-            catch_up(server.endpoint, data, workdir, args.repeat, quiet, args.compare_threads)
+            catch_up(server.endpoint, data, workdir, args.repeat, quiet, args.compare_threads, args.reads_only)
         if args.rss:
             double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, empty=args.empty)
             for label, dataset in (("%d days" % args.days, data), ("%d days" % (2 * args.days), double)):
