@@ -20,6 +20,8 @@ import yaml
 
 from meter_export.sources import Filter
 from meter_export.sources import MeterSpec
+from meter_export.sources import SourceConfigError
+from meter_export.sources import ceilometer
 
 
 class FiltersError(ValueError):
@@ -65,6 +67,13 @@ def _build(entry):
     if len(set(names)) != len(names):
         raise FiltersError("filter %r: meters: a meter is listed twice" % entry["name"])
     raw = query.pop("raw", None)
+    if isinstance(raw, list):
+        # NOTE(filters): the list form is Ceilometer's simple query; checked
+        # here so that a bad item stops the start, not every pass.
+        try:
+            ceilometer.simple_raw_items(raw)
+        except SourceConfigError as e:
+            raise FiltersError("filter %r: query.raw: %s" % (entry["name"], str(e).removeprefix("raw_query")))
     return Filter(name=entry["name"], meters=meters, raw_query=raw, **query)
 
 

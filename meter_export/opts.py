@@ -102,7 +102,7 @@ SYNC_OPTS = [
         min=1,
         help="Longest window, in seconds, read and committed with its checkpoint at once. "
         "Windows are sized by the work they hold: where the source can count its samples "
-        "ahead (Gnocchi, and Ceilometer without a complex raw_query), a window ends at "
+        "ahead (Gnocchi, and Ceilometer unless raw_query is beyond its simple query), a window ends at "
         "window_samples, and spans without data cost no request; this bounds them all, and "
         "is the window length where the source cannot count. A larger value makes a "
         "catch-up need fewer requests; a crash reads at most one window again.",

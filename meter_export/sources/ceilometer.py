@@ -42,6 +42,7 @@ from ceilometerclient.v2 import options as ceilometer_options
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 from oslo_config import cfg
+from oslo_utils import strutils
 
 from meter_export import sources
 from meter_export import utils
@@ -71,7 +72,18 @@ CENSUS_BUCKETS = 100
 GONE = "this Ceilometer sends its data to Gnocchi; use [source] driver = gnocchi"
 KEYSET_ORDER = orjson.dumps([{"timestamp": "asc"}, {"message_id": "asc"}]).decode()
 SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "": "="}
-TYPES = {"integer": int, "float": float, "boolean": lambda v: str(v).lower() == "true"}
+SIMPLE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
+# NOTE(ceilometer): the fields the simple query (statistics, GET
+# /v2/samples) takes, besides metadata; the complex query takes more
+# (counter_unit, counter_volume...), which only the keyset read can send.
+SIMPLE_FIELDS = frozenset(("user_id", "project_id", "resource_id", "user", "project", "resource", "meter", "source", "message_id"))
+METADATA = ("metadata.", "resource_metadata.")
+# The window sets these; an item of the filter would replace its bounds.
+WINDOW_FIELDS = ("timestamp", "search_offset")
+# NOTE(ceilometer): the API's converters of a typed metadata value, applied
+# to the text the client sends. It also knows "datetime", which its SQL
+# storage cannot match metadata by (HTTP 501), so it is refused here.
+TYPES = {"integer": int, "float": float, "string": str, "boolean": lambda text: strutils.bool_from_string(text, strict=True)}
 
 
 class _NoProbeClient(ceilometer_client.Client):
@@ -229,28 +241,71 @@ def equality_items(stream):
 
 
 def simple_raw_items(raw_query):
-    """Filter.raw_query as simple-query items, every component filled in."""
+    """Filter.raw_query as simple-query items, every component filled in.
+
+    :raises SourceConfigError: an item Ceilometer cannot read as the
+        filter means it (see check_raw_item).
+    """
     if raw_query is None:
         return []
     if isinstance(raw_query, dict):
         raise sources.SourceConfigError("a complex-query raw_query needs [ceilometer] strategy = keyset")
-    try:
-        return [q_item(i["field"], i.get("op") or "eq", i["value"], i.get("type") or "") for i in raw_query]
-    except (TypeError, KeyError) as e:
-        raise sources.SourceConfigError("raw_query must be a list of {field, op, value, type}: %s" % e)
+    if not isinstance(raw_query, list):
+        raise sources.SourceConfigError("raw_query must be a list of {field, op, value, type}")
+    items = []
+    for index, raw in enumerate(raw_query):
+        try:
+            items.append(check_raw_item(raw))
+        except ValueError as e:
+            raise sources.SourceConfigError("raw_query[%d]: %s" % (index, e))
+    return items
+
+
+def check_raw_item(raw):
+    """One raw_query item as a complete simple-query item.
+
+    :raises ValueError: the message says what is wrong with it.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("field"), str) or "value" not in raw:
+        raise ValueError("an item is a mapping of field, op (default eq), value and type (optional)")
+    unknown = sorted(set(raw) - {"field", "op", "value", "type"})
+    if unknown:
+        raise ValueError("unknown key(s) %s" % ", ".join(unknown))
+    item = q_item(raw["field"], raw.get("op") or "eq", raw["value"], raw.get("type") or "")
+    if item["field"] in WINDOW_FIELDS:
+        raise ValueError("field %s: the windows set it; a filter cannot" % item["field"])
+    if item["op"] not in SIMPLE_OPS:
+        raise ValueError("op %r: one of %s" % (item["op"], ", ".join(SIMPLE_OPS)))
+    if item["type"] and item["type"] not in TYPES:
+        # NOTE(ceilometer): its SQL storage cannot match metadata by datetime.
+        raise ValueError("type %r: one of %s" % (item["type"], ", ".join(TYPES)))
+    if not isinstance(item["value"], str | int | float):
+        raise ValueError("value %r: a string or a number" % (item["value"],))
+    value = simple_value(item)
+    if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError("value %r reads as %r; give it a type (integer, float, string, boolean)" % (item["value"], value))
+    return item
 
 
 def simple_query_takes(raw_query):
-    """Whether the API's simple query takes ``raw_query``: equalities only.
+    """Whether the API's simple query takes ``raw_query``.
 
-    NOTE(ceilometer): it refuses any other operator on a field but the
-    timestamp (HTTP 400, "unimplemented operator").
+    NOTE(ceilometer): it takes equalities on SIMPLE_FIELDS and metadata
+    only; any other operator or field is an HTTP 400 ("unimplemented
+    operator", "unknown argument").
     """
-    return not isinstance(raw_query, dict) and all(i["op"] == "eq" for i in simple_raw_items(raw_query))
+    if isinstance(raw_query, dict):
+        return False
+    return all(i["op"] == "eq" and (i["field"] in SIMPLE_FIELDS or i["field"].startswith(METADATA)) for i in simple_raw_items(raw_query))
 
 
 def desc_query(stream, start, upper, upper_op):
-    """The q list of one desc page: [start, upper) or [start, upper]."""
+    """The q list of one desc page (or of the statistics): [start, upper) or [start, upper].
+
+    :raises SourceConfigError: a raw_query only the complex query takes.
+    """
+    if not simple_query_takes(stream.filter.raw_query):
+        raise sources.SourceConfigError("this raw_query needs [ceilometer] strategy = keyset: the simple query takes equalities only")
     bounds = [q_item("timestamp", "ge", start), q_item("timestamp", upper_op, upper)]
     return bounds + equality_items(stream) + simple_raw_items(stream.filter.raw_query)
 
@@ -258,28 +313,28 @@ def desc_query(stream, start, upper, upper_op):
 def simple_value(item):
     """The value a simple-query item means, as the API reads it.
 
-    NOTE(ceilometer): the API guesses the type of an untyped metadata value
-    (``ast.literal_eval``: "1" is the integer 1, "m1" stays a string) and
-    matches it against metadata stored with that type. A complex query takes
-    the JSON value as it is, so a keyset read of ``"1"`` would find none of
-    the samples the statistics count for it.
+    NOTE(ceilometer): the API reads the text the client sends, and only a
+    metadata field's by its type. It guesses the type of an untyped metadata
+    value (``ast.literal_eval``: "1" is the integer 1, "m1" stays a string)
+    and matches it against metadata stored with that type. A complex query
+    takes the JSON value as it is, so a keyset read of ``"1"`` would find
+    none of the samples the statistics count for it.
+
+    :raises ValueError: the text does not convert to the type.
     """
-    value, type_ = item["value"], item["type"]
-    if type_:
-        return TYPES.get(type_, str)(value)
-    if item["field"].startswith(("metadata.", "resource_metadata.")):
-        try:
-            return ast.literal_eval(str(value))
-        except (ValueError, SyntaxError):
-            pass
-    return str(value)
+    text = str(item["value"])
+    if not item["field"].startswith(METADATA):
+        return text
+    if item["type"]:
+        return TYPES[item["type"]](text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _complex_leaf(item):
-    op = SIMPLE_TO_COMPLEX.get(item["op"])
-    if op is None:
-        raise sources.SourceConfigError("raw_query op %r has no complex-query form" % item["op"])
-    return {op: {item["field"].replace("resource_metadata.", "metadata.", 1): simple_value(item)}}
+    return {SIMPLE_TO_COMPLEX[item["op"]]: {item["field"].replace("resource_metadata.", "metadata.", 1): simple_value(item)}}
 
 
 def keyset_filter(stream, start, end, cursor=None):

@@ -13,9 +13,10 @@ METERS = {"vcpus": "vcpu"}
 
 
 def test_collect_usage_wakes_the_sleeping_worker(pg_url, gnocchi_server, tmp_path):
-    # NOTE(tests): the hour is taken now, not at collection: lookback (2 h)
-    # reaches the second hour's first point only within an hour of it, and a
-    # full suite reaches this test long after it collected the module.
+    # NOTE(tests): the hour is taken now, not at collection, and lookback
+    # (3 h) reaches the second hour's first point for two hours after it: a
+    # full suite reaches this test long after it collected the module, and
+    # the first pass can end in the next hour.
     now_hour = e2e.this_hour()
     client = seed.make_client(gnocchi_server.endpoint)
     seed.ensure_resource_types(client)
@@ -27,7 +28,7 @@ def test_collect_usage_wakes_the_sleeping_worker(pg_url, gnocchi_server, tmp_pat
     gnocchi_server.wait_processed(timeout=120)
     filters = "filters:\n  - name: p\n    query: {project_id: %s, resource_type: instance}\n    meters: [vcpus]\n" % project
     credentials = {"auth_type": "gnocchi-basic", "user": "admin", "endpoint": gnocchi_server.endpoint}
-    config = e2e.write_config(tmp_path, pg_url, credentials, filters, delay=3600, lookback=7200)
+    config = e2e.write_config(tmp_path, pg_url, credentials, filters, delay=3600, lookback=3 * 3600)
     with open(config, "a") as f:
         f.write("[api]\nwake_poll = 1\nauth_strategy = static\nadmin_tokens = %s\n" % api_helpers.ADMIN)
     e2e.cli(config, "dbsync")

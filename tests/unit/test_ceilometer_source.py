@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 
 import pytest
 from oslo_config import cfg
@@ -326,3 +327,50 @@ def test_simple_value_types_as_the_simple_query_does(item, value):
 )
 def test_simple_query_takes_equalities_only(raw, takes):
     assert ceilometer.simple_query_takes(raw) is takes
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"field": "timestamp", "op": "lt", "value": "2026-01-01"}, "the windows set it"),
+        ({"field": "search_offset", "value": "10"}, "the windows set it"),
+        ({"field": "metadata.size", "op": "in", "value": "3"}, "op 'in'"),
+        ({"field": "metadata.at", "value": "2026-01-01", "type": "datetime"}, "type 'datetime'"),
+        ({"field": "metadata.size", "value": "3", "type": "text"}, "type 'text'"),
+        ({"field": "metadata.size", "value": "3.5", "type": "integer"}, "invalid literal"),
+        ({"field": "metadata.flag", "value": "maybe", "type": "boolean"}, "maybe"),
+        ({"field": "metadata.size", "value": [1, 2]}, "a string or a number"),
+        ({"field": "metadata.size", "value": "[1, 2]"}, "give it a type"),
+        ({"field": "metadata.size", "value": "None"}, "give it a type"),
+        ({"field": "metadata.size", "value": "1e400"}, "give it a type"),
+        ({"field": "metadata.size", "value": "3", "kind": "x"}, "unknown key(s) kind"),
+        ({"value": "3"}, "an item is a mapping"),
+    ],
+)
+def test_raw_items_ceilometer_cannot_read_as_meant_are_refused(raw, message):
+    with pytest.raises(sources.SourceConfigError, match=r"raw_query\[0\]: .*%s" % re.escape(message)):
+        ceilometer.simple_raw_items([raw])
+
+
+@pytest.mark.parametrize(
+    "item, value",
+    [
+        ({"field": "metadata.flag", "value": "yes", "type": "boolean"}, True),
+        ({"field": "metadata.flag", "value": " Off ", "type": "boolean"}, False),
+        ({"field": "metadata.flag", "value": 1, "type": "boolean"}, True),
+        ({"field": "resource_id", "value": "42", "type": "integer"}, "42"),
+        ({"field": "metadata.size", "value": 3, "type": "float"}, 3.0),
+    ],
+)
+def test_typed_values_convert_the_text_sent_as_the_api_does(item, value):
+    got = ceilometer.simple_value(ceilometer.q_item(item["field"], "eq", item["value"], item["type"]))
+    assert (got, type(got)) == (value, type(value))
+
+
+@pytest.mark.parametrize("raw", [[{"field": "counter_unit", "value": "MB"}], [{"field": "metadata.size", "op": "ge", "value": "3"}]])
+def test_what_only_the_complex_query_takes_needs_keyset(raw):
+    assert not ceilometer.simple_query_takes(raw)
+    with pytest.raises(sources.SourceConfigError, match="needs \\[ceilometer\\] strategy = keyset"):
+        ceilometer.desc_query(stream(raw_query=raw), "a", "b", "lt")
+    leaf = ceilometer.keyset_filter(stream(raw_query=raw), "S", "E")["and"][-1]
+    assert leaf in ({"=": {"counter_unit": "MB"}}, {">=": {"metadata.size": 3}})

@@ -133,6 +133,12 @@ START_UP = {
         "[sync] filters_file",
     ),
     "filters-file-invalid": ({"service_credentials": GNOCCHI_AUTH}, "filters:\n  - name: a\n", 2, "[sync] filters_file"),
+    "filters-raw-item-on-timestamp": (
+        {"service_credentials": GNOCCHI_AUTH},
+        "filters:\n  - name: c\n    meters: [cpu]\n    query: {raw: [{field: timestamp, op: lt, value: '2026-01-01'}]}\n",
+        2,
+        "[sync] filters_file",
+    ),
     "auth-option-missing": ({"service_credentials": ["auth_type = password"]}, FILTERS_OK, 2, "[service_credentials] auth_url"),
     "no-auth-type": ({}, FILTERS_OK, 2, "[service_credentials] auth_type"),
     "database-not-created": ({"service_credentials": GNOCCHI_AUTH}, FILTERS_OK, 2, "[database] connection"),
@@ -161,6 +167,8 @@ def test_start_up_checks_refuse_before_any_work(tmp_path, case, command):
     result = meter_export("--config-file", str(config), *command, cwd=tmp_path)
     assert result.returncode == code, result.stderr
     assert "configuration error: %s" % option in result.stderr
+    if case == "filters-raw-item-on-timestamp":
+        assert "filter 'c': query.raw: [0]: field timestamp" in result.stderr
     assert sorted(os.listdir(tmp_path)) == before
 
 

@@ -50,3 +50,9 @@ def test_load_reports_missing_and_invalid_files(tmp_path):
     bad.write_text("filters: [\n")
     with pytest.raises(filters.FiltersError, match="not valid YAML"):
         filters.load(str(bad))
+
+
+def test_a_ceilometer_raw_item_is_checked_at_start_up():
+    document = {"filters": [{"name": "c", "meters": ["cpu"], "query": {"raw": [{"field": "timestamp", "op": "lt", "value": "x"}]}}]}
+    with pytest.raises(filters.FiltersError, match=r"filter 'c': query.raw: \[0\]: field timestamp: the windows set it"):
+        filters.parse(document)
