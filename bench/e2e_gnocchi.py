@@ -223,10 +223,12 @@ def read_only(endpoint, data, workdir):
 
     watch = time.perf_counter()
     streams = worker.load_streams(conf)
-    with concurrent.futures.ThreadPoolExecutor(min(drivers.size, len(streams))) as pool:
-        done = list(pool.map(one, streams))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(min(drivers.size, len(streams))) as pool:
+            done = list(pool.map(one, streams))
+    finally:
+        drivers.close()
     seconds = time.perf_counter() - watch
-    drivers.close()
     return sum(p for p, _ in done), seconds, sum(r for _, r in done)
 
 

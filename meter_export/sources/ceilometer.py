@@ -71,8 +71,8 @@ OPTS = [
 CENSUS_BUCKETS = 100
 GONE = "this Ceilometer sends its data to Gnocchi; use [source] driver = gnocchi"
 KEYSET_ORDER = orjson.dumps([{"timestamp": "asc"}, {"message_id": "asc"}]).decode()
-SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "": "="}
-SIMPLE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
+SIMPLE_TO_COMPLEX = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+SIMPLE_OPS = tuple(SIMPLE_TO_COMPLEX)
 # NOTE(ceilometer): the fields the simple query (statistics, GET
 # /v2/samples) takes, besides metadata; the complex query takes more
 # (counter_unit, counter_volume...), which only the keyset read can send.
@@ -294,9 +294,11 @@ def simple_query_takes(raw_query):
     only; any other operator or field is an HTTP 400 ("unimplemented
     operator", "unknown argument").
     """
-    if isinstance(raw_query, dict):
-        return False
-    return all(i["op"] == "eq" and (i["field"] in SIMPLE_FIELDS or i["field"].startswith(METADATA)) for i in simple_raw_items(raw_query))
+    return not isinstance(raw_query, dict) and _simple_takes(simple_raw_items(raw_query))
+
+
+def _simple_takes(items):
+    return all(i["op"] == "eq" and (i["field"] in SIMPLE_FIELDS or i["field"].startswith(METADATA)) for i in items)
 
 
 def desc_query(stream, start, upper, upper_op):
@@ -304,10 +306,11 @@ def desc_query(stream, start, upper, upper_op):
 
     :raises SourceConfigError: a raw_query only the complex query takes.
     """
-    if not simple_query_takes(stream.filter.raw_query):
+    raw = simple_raw_items(stream.filter.raw_query)
+    if not _simple_takes(raw):
         raise sources.SourceConfigError("this raw_query needs [ceilometer] strategy = keyset: the simple query takes equalities only")
     bounds = [q_item("timestamp", "ge", start), q_item("timestamp", upper_op, upper)]
-    return bounds + equality_items(stream) + simple_raw_items(stream.filter.raw_query)
+    return bounds + equality_items(stream) + raw
 
 
 def simple_value(item):
