@@ -82,19 +82,44 @@ class Database:
         self.url = sa.engine.make_url(PG_URL).set(database=self.name).render_as_string(hide_password=False)
 
     def count(self, table="samples"):
-        from meter_export.storage import engine as storage_engine
-
-        engine = sa.create_engine(storage_engine.dress_url(self.url), poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as conn:
-                return conn.execute(sa.text("SELECT count(*) FROM %s" % table)).scalar()
-        finally:
-            engine.dispose()
+        return count_rows(self.url, table)
 
     def drop(self):
         with self._admin.connect() as conn:
             conn.execute(sa.text("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name))
         self._admin.dispose()
+
+
+class SQLiteDatabase:
+    """A fresh SQLite file in ``directory`` (the embedded default), removed by drop()."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "mx_e2e_%s.sqlite" % uuid.uuid4().hex[:12])
+        self.url = "sqlite:///" + self.path
+
+    def count(self, table="samples"):
+        return count_rows(self.url, table)
+
+    def drop(self):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path + suffix)
+
+
+def new_database(kind, directory):
+    """A fresh database of ``kind`` ("postgresql" or "sqlite")."""
+    return SQLiteDatabase(directory) if kind == "sqlite" else Database()
+
+
+def count_rows(url, table="samples"):
+    from meter_export.storage import engine as storage_engine
+
+    engine = sa.create_engine(storage_engine.dress_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM %s" % table)).scalar()
+    finally:
+        engine.dispose()
 
 
 def write_config(directory, db_url, source_lines, credentials, filters_yaml, sync=None, extra=""):

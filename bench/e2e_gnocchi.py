@@ -1,17 +1,22 @@
-"""Catch-up and steady state from a real Gnocchi into PostgreSQL, beside plain gnocchiclient reads.
+"""Catch-up and steady state from a real Gnocchi into PostgreSQL or SQLite, beside plain gnocchiclient reads.
 
 Usage (from the repository root; PostgreSQL from METER_EXPORT_TEST_PG_URL)::
 
-    .venv/bin/python bench/e2e_gnocchi.py [--resources 200] [--empty 50] [--days 3] [--repeat 2]
-        [--rss] [--steady-resources 1000] [--skip-steady] [--reads-only]
+    .venv/bin/python bench/e2e_gnocchi.py [--resources 200] [--empty 50] [--days 3] [--meters 3]
+        [--db postgresql] [--repeat 2] [--rss] [--steady-resources 1000] [--skip-steady] [--reads-only]
+
+The set of issue 8's "Why" (48 instances x 4 meters x 36 hours, into SQLite)::
+
+    .venv/bin/python bench/e2e_gnocchi.py --resources 48 --empty 0 --days 1.5 --meters 4 --db sqlite --skip-steady
 
 Starts a real Gnocchi 4.7.1 (tools/telemetry_stack, fresh workdir and
 indexer DB) and runs, with meter-export's DEFAULT options except
 ``[sync] initial_start = -P30D``:
 
 catch-up
-    One project of ``--resources`` instances x 3 meters (cpu, memory, vcpus)
-    x ``--days`` days of 5-minute points placed inside the last 30 days
+    One project of ``--resources`` instances x ``--meters`` meters (cpu,
+    memory, vcpus, then disk.root.size) x ``--days`` days of 5-minute
+    points placed inside the last 30 days
     (ending 10 days ago), plus ``--empty`` instances whose metrics hold no
     point at all. ``--repeat`` rounds, the order of the sides alternating:
 
@@ -23,7 +28,8 @@ catch-up
       ``client.aggregates.fetch("(metric (cpu mean) (memory mean) (vcpus
       mean))", resource_type, search, start, stop, granularity=300)``;
     - meter-export: ``run --once`` in this process (cli.main) into a fresh
-      PostgreSQL database made by ``dbsync`` before the clock starts; the
+      PostgreSQL database (or, with ``--db sqlite``, a fresh SQLite file)
+      made by ``dbsync`` before the clock starts; the
       requests of each stream are taken from its log line;
     - with ``--reads-only``, meter-export's read path alone: the census, the
       planned windows and ``fetch`` of every stream, as many at once as a
@@ -70,7 +76,10 @@ from telemetry_stack import venvs
 from meter_export.sources import gnocchi as gnocchi_source
 
 POLICY = "mx-bench-5min"
-METERS = {"cpu": "ns", "memory": "MB", "vcpus": "vcpu"}
+# NOTE(bench): the first three are the catch-up set of issue 8; the fourth
+# makes the "Why" set of that issue (48 instances x 4 meters x 36 hours).
+METERS = {"cpu": "ns", "memory": "MB", "vcpus": "vcpu", "disk.root.size": "GB"}
+DEFAULT_METERS = 3
 
 
 SETTLE = datetime.timedelta(seconds=600)  # [sync] settle, default
@@ -80,26 +89,27 @@ RSS_MARK = "peak-rss-kb="
 class DataSet:
     """One project: ``resources`` with points in [start, end), ``empty`` without."""
 
-    def __init__(self, client, server, resources, start, end, empty=0):
+    def __init__(self, client, server, resources, start, end, empty=0, meters=DEFAULT_METERS):
         self.project = str(uuid.uuid4())
         self.resources, self.start, self.end, self.empty = resources, start, end, empty
+        self.meters = dict(list(METERS.items())[:meters])
         watch = time.perf_counter()
-        seeded = seed.seed_project(client, self.project, METERS, resources=resources, start=start, end=end, archive_policy=POLICY)
+        seeded = seed.seed_project(client, self.project, self.meters, resources=resources, start=start, end=end, archive_policy=POLICY)
         if empty:
-            seed.create_resources(client, self.project, empty, METERS, archive_policy=POLICY)
+            seed.create_resources(client, self.project, empty, self.meters, archive_policy=POLICY)
         pushed = time.perf_counter() - watch
         server.wait_processed(timeout=3600)
         self.points = sum(len(p) for p in seeded.points.values())
         say(
             "seeded %d instances x %d meters with %d points in [%s, %s), %d instances without data "
             "(created+pushed %.1fs, processed by metricd after %.1fs)"
-            % (resources, len(METERS), self.points, start, end, empty, pushed, time.perf_counter() - watch)
+            % (resources, len(self.meters), self.points, start, end, empty, pushed, time.perf_counter() - watch)
         )
 
     def filters(self):
         return "filters:\n  - name: bench\n    query: {project_id: %s, resource_type: instance}\n    meters: [%s]\n" % (
             self.project,
-            ", ".join(METERS),
+            ", ".join(self.meters),
         )
 
     def search(self):
@@ -129,7 +139,7 @@ def baseline_threads(endpoint, data, threads=4):
     watch = time.perf_counter()
     client = seed.make_client(endpoint)
     resources = client.resource.search(resource_type="instance", query=data.search(), limit=1000)
-    metric_ids = [r["metrics"][m] for r in resources for m in METERS if m in r["metrics"]]
+    metric_ids = [r["metrics"][m] for r in resources for m in data.meters if m in r["metrics"]]
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         points = sum(pool.map(measures, metric_ids))
     return points, time.perf_counter() - watch, 1 + len(metric_ids)
@@ -139,7 +149,7 @@ def baseline_one_request(endpoint, data):
     start, end = read_span()
     client = seed.make_client(endpoint)
     watch = time.perf_counter()
-    operations = "(metric %s)" % " ".join("(%s mean)" % m for m in METERS)
+    operations = "(metric %s)" % " ".join("(%s mean)" % m for m in data.meters)
     answer = client.aggregates.fetch(operations, resource_type="instance", search=data.search(), start=start, stop=end, granularity=300)
     return count_points(answer), time.perf_counter() - watch, 1
 
@@ -174,13 +184,13 @@ def run_pass(config):
     return seconds, lines.requests()
 
 
-def meter_export(endpoint, data, workdir, keep=None, threads=None):
-    """A first pass into a fresh database: (rows, seconds, requests).
+def meter_export(endpoint, data, workdir, new_db, keep=None, threads=None):
+    """A first pass into a fresh database made by ``new_db()``: (rows, seconds, requests).
 
     ``keep`` (a list) receives (database, config) instead of dropping it;
     ``threads`` sets [sync] stream_threads (None: its default).
     """
-    db = common.Database()
+    db = new_db()
     try:
         config = config_for(endpoint, data, workdir, db.url, threads)
         code, _ = common.in_process(config, "dbsync")
@@ -232,16 +242,17 @@ def read_only(endpoint, data, workdir):
     return sum(p for p, _ in done), seconds, sum(r for _, r in done)
 
 
-def catch_up(endpoint, data, workdir, repeat, quiet, compare_threads, reads_only=False):
+def catch_up(endpoint, data, workdir, new_db, repeat, quiet, compare_threads, reads_only=False):
     sides = {
         "baseline: 4 threads, GET per metric": lambda: baseline_threads(endpoint, data),
         "baseline: one aggregates read": lambda: baseline_one_request(endpoint, data),
-        "meter-export run --once (defaults)": lambda: meter_export(endpoint, data, workdir),
+        "meter-export run --once (defaults)": lambda: meter_export(endpoint, data, workdir, new_db),
     }
     if reads_only:
         sides["meter-export reads only (no write)"] = lambda: read_only(endpoint, data, workdir)
     for threads in compare_threads:
-        sides["meter-export, stream_threads = %d" % threads] = functools.partial(meter_export, endpoint, data, workdir, threads=threads)
+        side = functools.partial(meter_export, endpoint, data, workdir, new_db, threads=threads)
+        sides["meter-export, stream_threads = %d" % threads] = side
     times, counts, requests = common.interleaved(sides, repeat, quiet)
     say("catch-up: %d samples, median of %d rounds:" % (data.points, repeat))
     rates = {name: counts[name] / common.median(t) for name, t in times.items()}
@@ -267,7 +278,7 @@ def sample_rss(pid, out, stop):
         pass
 
 
-def peak_rss(endpoint, data, workdir):
+def peak_rss(endpoint, data, workdir, new_db):
     """``run --once`` as a child process: (rows, seconds, peak RSS bytes).
 
     NOTE(bench): the peak is the largest psutil sample, not the child's
@@ -276,7 +287,7 @@ def peak_rss(endpoint, data, workdir):
     ru_maxrss, whatever meter-export then uses (measured: 279 and 294 MB for
     every data set, against 108 MB with a small parent).
     """
-    db = common.Database()
+    db = new_db()
     try:
         config = config_for(endpoint, data, workdir, db.url)
         common.cli(config, "dbsync")
@@ -297,11 +308,11 @@ def peak_rss(endpoint, data, workdir):
         db.drop()
 
 
-def steady(endpoint, client, server, workdir, resources, idle_data, quiet):
+def steady(endpoint, client, server, workdir, new_db, resources, idle_data, quiet):
     end = datetime.datetime.now(datetime.UTC) - SETTLE
     hour_start = end.replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
-    data = DataSet(client, server, resources, hour_start, end)
-    db = common.Database()
+    data = DataSet(client, server, resources, hour_start, end, meters=len(idle_data.meters))
+    db = new_db()
     try:
         config = config_for(endpoint, data, workdir, db.url)
         code, _ = common.in_process(config, "dbsync")
@@ -311,12 +322,12 @@ def steady(endpoint, client, server, workdir, resources, idle_data, quiet):
             seconds, requests = run_pass(config)
         say(
             "steady state, one new hour: %d instances x %d meters, %d new points: %d rows, %.2fs, %d requests (%s)"
-            % (resources, len(METERS), data.points, db.count(), seconds, sum(requests.values()), common.per_stream(requests))
+            % (resources, len(data.meters), data.points, db.count(), seconds, sum(requests.values()), common.per_stream(requests))
         )
     finally:
         db.drop()
     keep = []
-    meter_export(endpoint, idle_data, workdir, keep=keep)
+    meter_export(endpoint, idle_data, workdir, new_db, keep=keep)
     db, config = keep[0]
     try:
         with quiet():
@@ -337,7 +348,7 @@ def set_checkpoints(url, data, until):
     sink = Sink(url)
     try:
         with sink.engine.begin() as conn:
-            for meter in METERS:
+            for meter in data.meters:
                 checkpoint.advance(conn, sink.checkpoints, "live", ("gnocchi", "bench", meter), until, until)
     finally:
         sink.close()
@@ -347,7 +358,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--resources", type=int, default=200, help="instances with data in the catch-up set")
     parser.add_argument("--empty", type=int, default=50, help="instances without any point in the catch-up set")
-    parser.add_argument("--days", type=int, default=3, help="days of 5-minute points in the catch-up set")
+    parser.add_argument("--days", type=float, default=3, help="days of 5-minute points in the catch-up set (1.5: 36 hours)")
+    parser.add_argument(
+        "--meters", type=int, choices=range(1, len(METERS) + 1), default=DEFAULT_METERS, help="meters per instance: %s" % ", ".join(METERS)
+    )
+    parser.add_argument(
+        "--db",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="where run --once writes: PostgreSQL (METER_EXPORT_TEST_PG_URL) or a fresh SQLite file, the embedded default",
+    )
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--rss", action="store_true", help="peak RSS of run --once on the set and on one with twice the days")
     parser.add_argument("--steady-resources", type=int, default=1000)
@@ -366,10 +386,11 @@ def main():
         help="also time meter-export's read path alone (census, windows, fetch; nothing written)",
     )
     args = parser.parse_args()
-    common.header("e2e_gnocchi: real Gnocchi -> meter-export -> PostgreSQL vs plain gnocchiclient reads")
+    common.header("e2e_gnocchi: real Gnocchi -> meter-export -> %s vs plain gnocchiclient reads" % args.db)
     say("subprocess start-up of meter-export (imports), not counted below: %.2fs" % common.startup_seconds())
     venvs.ensure("gnocchi")
     workdir = tempfile.mkdtemp(prefix="mx-bench-gnocchi-")
+    new_db = functools.partial(common.new_database, args.db, workdir)
     server = gnocchi.GnocchiServer(workdir=os.path.join(workdir, "gnocchi"), processing_delay=1)
     server.start()
     try:
@@ -377,20 +398,20 @@ def main():
         seed.ensure_resource_types(client)
         seed.ensure_archive_policy(client, POLICY, granularity=300, timespan=86400 * 40)
         end = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0) - datetime.timedelta(days=10)
-        data = DataSet(client, server, args.resources, end - datetime.timedelta(days=args.days), end, empty=args.empty)
+        data = DataSet(client, server, args.resources, end - datetime.timedelta(days=args.days), end, args.empty, args.meters)
         quiet = contextlib.nullcontext if args.metricd_running else server.metricd_paused
         say("metricd %s while timing" % ("running" if args.metricd_running else "paused"))
         if args.repeat:
-            catch_up(server.endpoint, data, workdir, args.repeat, quiet, args.compare_threads, args.reads_only)
+            catch_up(server.endpoint, data, workdir, new_db, args.repeat, quiet, args.compare_threads, args.reads_only)
         if args.rss:
-            double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, empty=args.empty)
-            for label, dataset in (("%d days" % args.days, data), ("%d days" % (2 * args.days), double)):
+            double = DataSet(client, server, args.resources, end - datetime.timedelta(days=2 * args.days), end, args.empty, args.meters)
+            for label, dataset in (("%g days" % args.days, data), ("%g days" % (2 * args.days), double)):
                 with quiet():
-                    rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir)
+                    rows, seconds, peak = peak_rss(server.endpoint, dataset, workdir, new_db)
                 mb = peak / 2**20
                 say("  peak RSS of run --once (child, psutil every 0.1 s), %s: %d rows in %.1fs, %.1f MB" % (label, rows, seconds, mb))
         if not args.skip_steady:
-            steady(server.endpoint, client, server, workdir, args.steady_resources, data, quiet)
+            steady(server.endpoint, client, server, workdir, new_db, args.steady_resources, data, quiet)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -126,7 +126,7 @@ def run(conf):
 def _backfill(conf, sink, streams, start, end, shutdown):
     scope = scope_for(start, end)
     progress = Progress(0)
-    drivers = sync.driver_pool(conf, sink, shutdown, conf.command.parallel)
+    drivers = sync.driver_pool(conf, shutdown, conf.command.parallel)
     try:
         runner = _Runner(conf, sink, drivers, scope, start, end, progress, shutdown)
         plan = [(s, *runner.plan(s)) for s in streams]

@@ -128,8 +128,9 @@ SYNC_OPTS = [
         help="Streams a sync worker reads and writes at the same time, each with its own source "
         "session and database connection, so that a telemetry API and a database on other hosts "
         "work at once rather than in turn. Each stream's windows and checkpoint still advance in "
-        "order. SQLite takes one at a time (one writer per file). Measured where meter-export, "
-        "Gnocchi and PostgreSQL share 2 CPUs, 4 gains nothing over 1 (bench/e2e_gnocchi.py).",
+        "order. On SQLite (one writer per file) the streams read at once and take turns to write. "
+        "Measured where meter-export, Gnocchi and PostgreSQL share 2 CPUs, 4 gains nothing over 1 "
+        "(bench/e2e_gnocchi.py).",
     ),
     cfg.IntOpt("workers", default=1, min=1, help="Sync worker processes; streams are split among them."),
 ]

@@ -128,10 +128,11 @@ def live_span(sink, stream, conf, now):
     return checkpoint.span(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
 
 
-def driver_pool(conf, sink, shutdown=None, wanted=None):
+def driver_pool(conf, shutdown=None, wanted=None):
     """The source drivers for ``wanted`` streams at once ([sync]
-    stream_threads by default), as many as the database takes writers."""
-    size = sink.concurrency(max(1, wanted or conf.sync.stream_threads))
+    stream_threads by default). Where the database takes one writer at a
+    time, the streams still read at once and queue for it (storage.samples)."""
+    size = max(1, wanted or conf.sync.stream_threads)
     return sources.DriverPool(lambda: sources.get_driver(conf, shutdown), size)
 
 

@@ -62,7 +62,7 @@ class Syncer:
     def __init__(self, conf, streams, shutdown, rated_streams=()):
         self.conf, self.streams, self.shutdown = conf, streams, shutdown
         self.sink = sink_mod.Sink.from_conf(conf, shutdown)
-        self.drivers = sync.driver_pool(conf, self.sink, shutdown)
+        self.drivers = sync.driver_pool(conf, shutdown)
         # NOTE(rating): one process rates (worker 0, or run --once), for all streams.
         self.rater = rating.PassRater.from_conf(conf, self.sink, rated_streams) if rated_streams else None
 

@@ -105,9 +105,17 @@ NAMESPACE = uuid.UUID("6f1d8f5e-4b8e-5a61-9d1c-3b7c2f0a9e41")
 
 METADATA_EXCLUDED = frozenset({"id", "project_id", "user_id", "metrics", "revision_start", "revision_end"})
 
-# NOTE(gnocchi): below this many unknown metrics, one GET each; above it, one
-# listing of every metric of that name (1000 per page) is cheaper.
+# NOTE(gnocchi): how a stream learns its metrics' units and policies, first
+# pass only (they are cached). Measured on 4.7.1 (doc/benchmarks-e2e.rst): a
+# GET of one metric costs about 20 ms, a page of the listing of every metric
+# of a name about 300 ms when full, as much as 15 GETs. Above 15 unknown
+# metrics the first page is worth it: in a cloud with fewer than
+# METRIC_PAGE metrics of that name it finds them all in one request. Further
+# pages only while more than LIST_BY_NAME_ABOVE are still unknown; the rest
+# are fetched one GET each.
+LIST_FIRST_PAGE_ABOVE = 15
 LIST_BY_NAME_ABOVE = 50
+METRIC_PAGE = 1000
 
 # NOTE(gnocchi): a census answer holds at most about this many buckets per
 # metric; the bucket is a whole number of hours.
@@ -537,8 +545,8 @@ class GnocchiSource(sources.SourceDriver):
 
     def _load_metric_infos(self, metric_ids, name):
         missing = [m for m in metric_ids if m not in self._metrics]
-        if len(missing) > LIST_BY_NAME_ABOVE:
-            self._load_metrics_named(name)
+        if len(missing) > LIST_FIRST_PAGE_ABOVE:
+            self._load_metrics_named(name, missing)
         for metric_id in missing:
             if metric_id not in self._metrics:
                 self._load_metric(metric_id)
@@ -549,12 +557,14 @@ class GnocchiSource(sources.SourceDriver):
         except http.NotFound:
             LOG.info("Metric %s was deleted while being read; skipped", metric_id)
 
-    def _load_metrics_named(self, name):
-        params = {"name": name, "limit": 1000, "sort": "id:asc"}
+    def _load_metrics_named(self, name, wanted):
+        """List the metrics called ``name`` while it pays (LIST_FIRST_PAGE_ABOVE)."""
+        params = {"name": name, "limit": METRIC_PAGE, "sort": "id:asc"}
         while True:
             page = self._call("GET", "/v1/metric", params)
             self._metrics.update((m["id"], metric_info(m)) for m in page)
-            if len(page) < 1000:
+            unknown = sum(1 for m in wanted if m not in self._metrics)
+            if len(page) < METRIC_PAGE or unknown <= LIST_BY_NAME_ABOVE:
                 return
             params["marker"] = page[-1]["id"]
 

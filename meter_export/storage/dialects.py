@@ -264,9 +264,8 @@ RULES = {
         keeps_timezone=False,
         connect_args={},
         transient=_sqlite_transient,
-        # NOTE(sync): one writer at a time in an SQLite file: concurrent
-        # streams would only queue on its lock (busy_timeout), so a pass
-        # reads its streams in turn there.
+        # NOTE(sync): one writer at a time in an SQLite file: the streams of a
+        # pass read at once and take turns to write (storage/samples.py).
         writers=1,
         # NOTE(rating): SQLite has no exact numeric type (NUMERIC affinity
         # turns "0.1" into a double); decimals are kept as TEXT, computed in

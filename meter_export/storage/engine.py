@@ -31,9 +31,13 @@ def _sqlite_pragmas(dbapi_conn, _record):
     # isolation_level=None stops pysqlite from opening and committing
     # transactions behind our back (a RELEASE SAVEPOINT would otherwise
     # commit the whole batch); _sqlite_begin emits BEGIN itself.
+    # cache_size: up to 16 MiB of pages per connection instead of 2 MiB, so
+    # that the indexes a catch-up inserts into at random (message_id) stay in
+    # memory: 83k Gnocchi samples written in 3.0-3.2 s instead of 4.0 s, as
+    # fast as with 64 MiB (doc/benchmarks-e2e.rst, 2026-12-02).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "cache_size=-16384"):
         cursor.execute("PRAGMA " + pragma)
     cursor.close()
 
@@ -48,6 +52,12 @@ def make_engine(url, **kwargs):
     kwargs.setdefault("pool_pre_ping", True)
     if rules.connect_args:
         kwargs["connect_args"] = dict(rules.connect_args, **kwargs.get("connect_args", {}))
+    if rules.family == "sqlite" and url.database not in (None, "", ":memory:"):
+        # NOTE(sink): the connection just given back serves the next write,
+        # so one page cache (cache_size) is warm instead of each connection
+        # of the pool filling its own: peak RSS of the 36-hour catch-up 129
+        # and 145 MB with, 197 and 247 MB with 32 MiB in a FIFO pool.
+        kwargs.setdefault("pool_use_lifo", True)
     engine = sa.create_engine(url, **kwargs)
     if rules.family == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

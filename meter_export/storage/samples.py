@@ -4,6 +4,7 @@ One call to Sink.write commits one transaction: the page's samples, its
 quarantined items and, when asked, the advance of its stream's checkpoint.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -71,6 +72,7 @@ class Sink:
         self.quarantine = self.metadata.tables["quarantine"]
         self.batch_size = batch_size
         self._writer = upsert.writer_for(self.engine.dialect)
+        self._writing = _writer_slots(dialects.rules(self.engine.dialect).writers)
         self._shutdown = shutdown or threading.Event()
         self._retry = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retryable),
@@ -106,15 +108,16 @@ class Sink:
 
     def _write_once(self, good, rejected, stream, advance_to, scope):
         """One attempt; the retries around it share one retry_timeout."""
-        try:
-            return self._transaction(good, rejected, stream, advance_to, scope, self._upsert)
-        except _Refused as e:
-            # NOTE(sink): the common case pays for no savepoint (8% of the
-            # SQLite write, bench/sink_throughput.py); a refused batch rolls
-            # the whole transaction back and the write runs again with one
-            # savepoint per batch, to find and quarantine the refused rows.
-            LOG.warning("The database refused a batch of %s (%s); isolating the refused samples", stream, e)
-            return self._transaction(good, rejected, stream, advance_to, scope, self._upsert_isolating)
+        with self._writing:
+            try:
+                return self._transaction(good, rejected, stream, advance_to, scope, self._upsert)
+            except _Refused as e:
+                # NOTE(sink): the common case pays for no savepoint (8% of the
+                # SQLite write, bench/sink_throughput.py); a refused batch rolls
+                # the whole transaction back and the write runs again with one
+                # savepoint per batch, to find and quarantine the refused rows.
+                LOG.warning("The database refused a batch of %s (%s); isolating the refused samples", stream, e)
+                return self._transaction(good, rejected, stream, advance_to, scope, self._upsert_isolating)
 
     def _transaction(self, good, rejected, stream, advance_to, scope, write_batches):
         now = utils.utcnow()
@@ -208,17 +211,24 @@ class Sink:
             "payload": rejected.payload,
         }
 
-    def concurrency(self, wanted):
-        """How many of ``wanted`` concurrent writers this database takes."""
-        most = dialects.rules(self.engine.dialect).writers
-        return min(wanted, most) if most else wanted
-
     def checkpoint(self, key, scope=schema.LIVE_SCOPE):
         with self.engine.connect() as conn:
             return checkpoint.get(conn, self.checkpoints, scope, key)
 
     def close(self):
         self.engine.dispose()
+
+
+def _writer_slots(most):
+    """What a write holds while its transaction runs: at most ``most`` at once.
+
+    NOTE(sync): streams read at the same time on every database; where the
+    file takes one writer (SQLite) the others queue here, on a semaphore
+    that wakes them the moment it is free, rather than in SQLite's busy
+    handler, which polls with sleeps of up to 100 ms and gives up after
+    busy_timeout.
+    """
+    return threading.BoundedSemaphore(most) if most else contextlib.nullcontext()
 
 
 def _refused(row, error):

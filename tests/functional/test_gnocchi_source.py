@@ -209,3 +209,62 @@ def test_census_counts_the_points_with_and_without_a_query(conf, project, with_q
     # of the policy are counted too), never below.
     assert counted >= ours > 0
     assert {r["id"] for r in project.resources} <= set(census.detail)
+
+
+def lookup_requests(conf, strm):
+    """Requests a first fetch spends learning its metrics' units and policies:
+    a second fetch, in a new pass of the same driver, has them cached."""
+    driver = gnocchi.GnocchiSource(conf)
+
+    def one_fetch():
+        sent = driver.requests
+        items = [i for page in driver.fetch(strm, START, END) for i in page]
+        return driver.requests - sent, items
+
+    try:
+        first, items = one_fetch()
+        driver.new_pass()
+        again, _ = one_fetch()
+        return first - again, items
+    finally:
+        driver.close()
+
+
+def fresh_meter():
+    """A metric name no other test uses: the server holds only ours."""
+    return "mx.lookup.%s" % uuid.uuid4().hex[:8]
+
+
+@pytest.mark.parametrize(("instances", "lookups"), [(20, 1), (3, 3)], ids=["one-listing", "a-get-each"])
+def test_a_first_pass_lists_the_metrics_of_a_name_once_it_pays(conf, client, instances, lookups):
+    """Above LIST_FIRST_PAGE_ABOVE unknown metrics one listing page finds all
+    of a small cloud's (it was one GET each below 50); below it, GETs."""
+    meter = fresh_meter()
+    resources = seed.create_resources(client, str(uuid.uuid4()), instances, {meter: "B"}, archive_policy=POLICY)
+    spent, _ = lookup_requests(conf, stream(resources[0]["project_id"], meter=meter))
+    assert spent == lookups
+
+
+def test_listing_stops_while_gets_are_cheaper_and_every_metric_is_known(conf, client, gnocchi_server, monkeypatch):
+    """Pages of the name's listing, in id order, only while more than
+    LIST_BY_NAME_ABOVE of ours are unknown; the rest one GET each. Sizes
+    shrunk so that a cloud of 30 metrics has several pages."""
+    monkeypatch.setattr(gnocchi, "METRIC_PAGE", 4)
+    monkeypatch.setattr(gnocchi, "LIST_BY_NAME_ABOVE", 5)
+    meter = fresh_meter()
+    ours = seed.create_resources(client, str(uuid.uuid4()), 20, {meter: "B"}, archive_policy=POLICY)
+    theirs = seed.create_resources(client, str(uuid.uuid4()), 10, {meter: "B"}, archive_policy=POLICY)
+    seed.push_points(client, ours, [meter], START, START + HOUR)
+    gnocchi_server.wait_processed(timeout=120)
+    wanted = {r["metrics"][meter] for r in ours}
+    every = sorted([r["metrics"][meter] for r in ours + theirs])
+    pages, unknown = 0, set(wanted)
+    for first in range(0, len(every), 4):
+        pages += 1
+        unknown -= set(every[first : first + 4])
+        if len(every[first : first + 4]) < 4 or len(unknown) <= 5:
+            break
+    spent, items = lookup_requests(conf, stream(ours[0]["project_id"], meter=meter))
+    assert spent == pages + len(unknown)
+    assert pages > 1 and unknown
+    assert len(items) == 20 * 12 and {s.counter_unit for s in items} == {"B"}

@@ -49,3 +49,22 @@ def test_every_family_has_every_rule(name):
     insert = rules.insert(schema.make_metadata().tables["checkpoints"])
     assert rules.upsert(insert, ["scope"], ["updated_at"]) is not None
     assert rules.insert_ignore(insert, ["scope"]) is not None
+
+
+def test_an_sqlite_file_gets_wal_a_larger_page_cache_and_a_lifo_pool(tmp_path):
+    """WAL and the 16 MiB page cache on every connection; the pool hands the
+    connection just returned to the next write, so one cache stays warm."""
+    eng = engine.make_engine("sqlite:///%s" % (tmp_path / "p.sqlite"))
+    try:
+        with eng.connect() as conn:
+            pragmas = {p: conn.exec_driver_sql("PRAGMA %s" % p).scalar() for p in ("journal_mode", "synchronous", "cache_size")}
+        assert pragmas == {"journal_mode": "wal", "synchronous": 1, "cache_size": -16384}
+        first, second = eng.connect(), eng.connect()
+        first_dbapi = first.connection.dbapi_connection
+        second.close()
+        first.close()
+        with eng.connect() as again:
+            assert again.connection.dbapi_connection is first_dbapi
+    finally:
+        eng.dispose()
+    assert isinstance(engine.make_engine("sqlite://").pool, sa.pool.SingletonThreadPool)

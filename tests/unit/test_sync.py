@@ -8,6 +8,7 @@ rules: windows, checkpoint in the same transaction, failures, shutdown.
 import datetime
 import logging
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -269,11 +270,43 @@ def test_the_pool_gives_a_stream_back_its_driver_and_waits_when_all_are_out():
             assert (again, other) == (second, first)
 
 
-def test_sqlite_takes_one_writer_and_the_servers_as_many_as_asked(tmp_path):
-    sink = Sink("sqlite:///%s" % (tmp_path / "c.sqlite"))
-    server = Sink("postgresql+psycopg://u@127.0.0.1:1/x")  # never connects
-    try:
-        assert sink.concurrency(4) == 1 and server.concurrency(4) == 4
-    finally:
-        sink.close()
-        server.close()
+class BarrierSource(ListSource):
+    """Serves no page before ``parties`` streams are inside fetch at once."""
+
+    def __init__(self, samples, parties):
+        super().__init__(samples)
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def fetch(self, stream, start, end, census=None):
+        self.barrier.wait()
+        yield from super().fetch(stream, start, end, census)
+
+
+def test_on_sqlite_the_streams_read_at_once_and_write_one_at_a_time(conf, sink, monkeypatch):
+    """SQLite takes one writer per file: the streams of a pass still read
+    at the same time (the barrier breaks, failing them, if they are read in
+    turn) and queue in the sink for their writes, which never overlap."""
+    meters = ("cpu", "ram", "disk")
+    data = [s for n, m in enumerate(meters) for s in samples_for(m, 30, offset=1000 * n)]
+    source = BarrierSource(data, len(meters))
+    monkeypatch.setattr(sources, "get_driver", lambda conf, shutdown=None: source)
+    inside, most, lock = [0], [0], threading.Lock()
+    writer = sink._writer
+
+    def watched(conn, table, rows):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.005)  # an overlap, if any, cannot slip between two checks
+            return writer(conn, table, rows)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    sink._writer = watched
+    pool = sync.driver_pool(conf, wanted=len(meters))
+    results = sync.run_pass(pool, sink, streams(*meters), conf, now=NOW)
+    assert [r.error for r in results] == [None] * 3
+    assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
+    assert most == [1]
