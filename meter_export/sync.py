@@ -44,10 +44,10 @@ def streams(source_name, filters):
 
 
 def _pages(source, stream, windows, census=None):
-    """(end, page) of each window in order; page None closes a window."""
-    for start, end in windows:
-        yield from ((end, page) for page in source.fetch(stream, start, end, census))
-        yield end, None
+    """(window, page) of each window in order; page None closes a window."""
+    for window in windows:
+        yield from ((window, page) for page in source.fetch(stream, *window, census))
+        yield window, None
 
 
 class _Counts:
@@ -60,8 +60,12 @@ class _Counts:
         self.windows += int(window)
 
 
-def _write_pages(pages, sink, stream, scope, shutdown, counts):
+def _write_pages(pages, sink, stream, scope, shutdown, counts, new_from):
     """Write pages as they come; each window's last write moves the checkpoint.
+
+    Rows wait for more until ``batch_size`` are in hand or the next page is
+    not read yet (``pages.ready()``): then they are written rather than held,
+    so the database works while the source reads the next page.
 
     Returns False when shutdown stopped it between two windows.
 
@@ -69,26 +73,32 @@ def _write_pages(pages, sink, stream, scope, shutdown, counts):
         read so far is committed, the checkpoint is not moved.
     """
     buffer = []
-    for end, page in pages:
+    for (start, end), page in pages:
+        new = new_from is not None and start >= new_from
         if page is None:
-            counts.add(sink.write(buffer, stream, advance_to=end, scope=scope), window=True)
+            counts.add(sink.write(buffer, stream, advance_to=end, scope=scope, new=new), window=True)
             buffer = []
             if shutdown.is_set():
                 return False
             continue
         buffer.extend(page)
         if shutdown.is_set():
-            result = sink.write(buffer, stream)
+            result = sink.write(buffer, stream, new=new)
             counts.add(result)
             raise Interrupted("%d samples written, window not finished" % result.written)
-        if len(buffer) >= sink.batch_size:
-            counts.add(sink.write(buffer, stream))
+        if len(buffer) >= sink.batch_size or not pages.ready():
+            counts.add(sink.write(buffer, stream, new=new))
             buffer = []
     return True
 
 
-def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None, census=None):
+def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown=None, census=None, new_from=None):
     """Sync a stream's windows in order; never raises, the result says.
+
+    ``new_from``: where the stream's checkpoint stood when the pass began
+    (its span's start if it had none). No pass of the stream has written a
+    sample of a window starting there or later, so those windows are written
+    with ``new=True`` (Sink.write). None: every window is upserted.
 
     NOTE(sync): nothing is logged here: the caller logs the result once, a
     failure with its traceback (StreamResult.exception).
@@ -105,7 +115,7 @@ def sync_stream(source, sink, stream, windows, scope=schema.LIVE_SCOPE, shutdown
     try:
         if complete:
             with utils.read_ahead(_pages(source, stream, windows, census)) as pages:
-                complete = _write_pages(pages, sink, stream, scope, shutdown, counts)
+                complete = _write_pages(pages, sink, stream, scope, shutdown, counts, new_from)
     except Interrupted:
         complete = False
     except Exception as e:
@@ -122,10 +132,10 @@ def plan(source, stream, start, end, conf):
     return checkpoint.plan(start, end, conf.sync.max_window, census, conf.sync.window_samples), census
 
 
-def live_span(sink, stream, conf, now):
-    """[start, end) a pass reads for this stream, from its live checkpoint."""
+def live_span(mark, conf, now):
+    """[start, end) a pass reads for a stream whose live checkpoint is ``mark``."""
     s = conf.sync
-    return checkpoint.span(sink.checkpoint(stream.key), now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
+    return checkpoint.span(mark, now, utils.parse_start(s.initial_start, now), s.lookback, s.settle)
 
 
 def driver_pool(conf, shutdown=None, wanted=None):
@@ -158,11 +168,13 @@ def run_pass(drivers, sink, all_streams, conf, shutdown=None, now=None):
 def _pass_stream(source, sink, stream, conf, shutdown, now):
     windows, sent, watch = [], source.requests, utils.StopWatch()
     try:
-        windows, census = plan(source, stream, *live_span(sink, stream, conf, now), conf)
+        mark = sink.checkpoint(stream.key)
+        start, end = live_span(mark, conf, now)
+        windows, census = plan(source, stream, start, end, conf)
     except Exception as e:
         result = StreamResult(stream, error="cannot plan its windows: %s" % e, complete=False, exception=e)
     else:
-        result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census)
+        result = sync_stream(source, sink, stream, windows, shutdown=shutdown, census=census, new_from=mark or start)
     # NOTE(sync): the census is part of the stream's cost: counted in.
     result = dataclasses.replace(result, requests=source.requests - sent, seconds=watch.elapsed())
     log_result(result, windows)

@@ -68,9 +68,10 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
     """Iterate ``iterable`` in a thread, at most ``depth`` items ahead.
 
     ``with read_ahead(pages) as items: for item in items: ...``. An exception
-    of the producer comes out of the consumer's loop, in order. Leaving the
-    block stops the producer and waits until it has finished the item in hand,
-    so whatever it was using (an HTTP session) is free again afterwards.
+    of the producer comes out of the consumer's loop, in order; ``ready()``
+    says whether taking the next item would wait. Leaving the block stops the
+    producer and waits until it has finished the item in hand, so whatever it
+    was using (an HTTP session) is free again afterwards.
     """
 
     _END = object()
@@ -80,10 +81,21 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
         self._queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
+        self._iterator = self._items()
 
     def __enter__(self):
         self._thread.start()
-        return self._items()
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._iterator)
+
+    def ready(self):
+        """True when the next item (or the end) is already read: taking it will not wait."""
+        return not self._queue.empty()
 
     def __exit__(self, *exc):
         self._stop.set()

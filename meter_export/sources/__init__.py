@@ -125,6 +125,26 @@ class SourceConfigError(SourceError):
     """The source refuses the configuration (wrong auth, 410 Gone, ...)."""
 
 
+class PassMemo:
+    """Values worked out once per pass and shared by the drivers of a pool.
+
+    ``get(key, compute)``: the first caller computes the value while later
+    callers of the same key wait for it; a failure is not kept, so the next
+    caller tries again.
+    """
+
+    def __init__(self):
+        self._values, self._locks, self._guard = {}, {}, threading.Lock()
+
+    def get(self, key, compute):
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]
+
+
 class SourceDriver(abc.ABC):
     """Reads samples of one stream for a time window.
 
@@ -137,6 +157,7 @@ class SourceDriver(abc.ABC):
         self.conf = conf
         self.shutdown = shutdown or threading.Event()
         self.requests = 0  # HTTP requests sent, retries included (logged per stream)
+        self.memo = PassMemo()  # shared with the other drivers of a DriverPool
 
     @abc.abstractmethod
     def fetch(
@@ -169,8 +190,9 @@ class SourceDriver(abc.ABC):
         """
         return None
 
-    def new_pass(self):  # noqa: B027 (optional hook)
+    def new_pass(self):
         """A pass starts: forget what was cached for the previous one."""
+        self.memo = PassMemo()
 
     def close(self):  # noqa: B027 (optional hook: most drivers hold nothing to release)
         """Release connections; called when the worker stops."""
@@ -197,12 +219,14 @@ class DriverPool:
     not shared between threads); a stream gets back the driver that read it
     last when that one is free, so the caches it filled (metric lookups)
     keep serving it.  ``lease`` waits while ``size`` drivers are in use.
+    The drivers of a pass share one PassMemo (a filter's resources, say).
     """
 
     def __init__(self, make, size=1):
         self._make, self.size = make, size
         self._all, self._idle, self._last = [], [], {}
         self._free = threading.Condition()
+        self._memo = PassMemo()
 
     @classmethod
     def of(cls, driver):
@@ -221,6 +245,7 @@ class DriverPool:
                 driver = self._idle[-1] if self._idle else self._new()
             self._idle = [d for d in self._idle if d is not driver]
             self._last[key] = driver
+            driver.memo = self._memo
         try:
             yield driver
         finally:
@@ -234,6 +259,7 @@ class DriverPool:
         return driver
 
     def new_pass(self):
+        self._memo = PassMemo()
         for driver in self._all:
             driver.new_pass()
 

@@ -12,8 +12,8 @@ Read path of one stream (filter x meter) in a pass:
 then per window:
 
 1. ``POST /v1/search/resource/<type>`` pages (id order, marker) of the
-   resources matching the filter, once per pass per filter (cached until
-   ``new_pass``);
+   resources matching the filter, once per pass per filter, for all the
+   streams of the pass (``memo``, shared by a sources.DriverPool);
 2. each resource's metric id for the meter; its unit and archive policy come
    from ``/v1/metric`` and are cached for the life of the driver (Gnocchi
    never changes a metric's unit or policy granularities);
@@ -80,7 +80,7 @@ OPTS = [
     ),
     cfg.IntOpt(
         "points_per_request",
-        default=20000,
+        default=10000,
         min=100,
         help="Most points one /v1/aggregates request is sized for, by the census taken at the "
         "start of the pass (or, without one, by the window's length): each request becomes "
@@ -395,16 +395,12 @@ class GnocchiSource(sources.SourceDriver):
         super().__init__(conf, shutdown)
         self._adapter = None
         self._metrics = {}  # metric id -> MetricInfo
-        self._resources = {}  # filter -> resources, for this pass
         self._sleep = None  # NOTE(gnocchi): tests replace the backoff's wait
 
     def close(self):
         if self._adapter is not None:
             self._adapter.session.session.close()
             self._adapter = None
-
-    def new_pass(self):
-        self._resources = {}
 
     def fetch(self, stream, start, end, census=None):
         meter, opts = stream.meter, self.conf.gnocchi
@@ -495,11 +491,10 @@ class GnocchiSource(sources.SourceDriver):
     # -- resources and metrics --------------------------------------------
 
     def _filter_resources(self, flt):
-        """Every resource of the filter, searched once per pass."""
-        key = (flt.resource_type, orjson.dumps(search_query(flt), option=orjson.OPT_SORT_KEYS))
-        if key not in self._resources:
-            self._resources[key] = [r for page in self._search(flt) for r in page]
-        return self._resources[key]
+        """Every resource of the filter, searched once per pass for all its
+        meters (the streams of a pass share the memo)."""
+        key = ("gnocchi resources", flt.resource_type, orjson.dumps(search_query(flt), option=orjson.OPT_SORT_KEYS))
+        return self.memo.get(key, lambda: [r for page in self._search(flt) for r in page])
 
     def _search(self, flt):
         """Pages of resources matching the filter, in id order."""

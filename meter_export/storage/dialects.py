@@ -156,6 +156,9 @@ class Rules:
     orders_overlap: typing.Callable
     #: sales orders: trigger DDL refusing an overlap, where it cannot race
     orders_triggers: tuple = ()
+    #: SQL that lets a samples transaction commit without waiting for the
+    #: disk; None: every commit waits (see storage.samples.Sink._transaction)
+    lazy_commit: typing.Optional[str] = None
 
 
 def _pg_read_only_role(role, password, database):
@@ -202,6 +205,7 @@ RULES = {
         connect_args={},
         transient=_pg_transient,
         writers=None,
+        lazy_commit="SET LOCAL synchronous_commit = off",
         exact_numeric=postgresql.NUMERIC,
         exact_value=lambda e: sa.cast(e, postgresql.NUMERIC()),
         rounded=lambda e, scale: sa.cast(e, postgresql.NUMERIC(30, scale)),

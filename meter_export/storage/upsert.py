@@ -5,6 +5,9 @@ samples Table, and a storage.rows.Rows (unique message_ids, metadata as JSON
 text, aware datetimes): most iterate it as tuples in COLUMNS order, the
 SQLite writer reads its two lists. The incoming row always wins, because a
 re-read Gnocchi bucket whose value changed must update its row.
+
+An inserter (INSERTERS) writes rows expected to be new and fails on any
+message_id already stored; the sink then rolls back and upserts.
 """
 
 import datetime
@@ -31,6 +34,8 @@ COLUMNS = (
 _COLUMN_LIST = ", ".join('"%s"' % c for c in COLUMNS)
 _UPDATES = [c for c in COLUMNS if c != "message_id"]
 _PG_STAGING_TYPES = ["text"] * 4 + ["float8"] + ["text"] * 4 + ["timestamptz", "timestamptz", "text"]
+_PG_NEW_TYPES = _PG_STAGING_TYPES[:-1] + ["bytea"]  # bytea: sent as they are (pg_copy_new)
+_JSONB_VERSION = b"\x01"
 
 
 def _naive_text(value):
@@ -85,6 +90,26 @@ def pg_execute_values(conn, table, rows):
     template = "(" + ", ".join(["%s"] * 11) + ", %s::jsonb)"
     with conn.connection.driver_connection.cursor() as cur:
         extras.execute_values(cur, sql, rows, template=template, page_size=1000)
+
+
+def pg_copy_new(conn, table, rows):
+    """psycopg 3: binary COPY straight into the table; a stored message_id fails it.
+
+    NOTE(sink): no staging table and no ON CONFLICT probe: 0.68x the backend
+    CPU of pg_copy for 83,000 new rows (bench/sink_throughput.py). jsonb's
+    binary input is a version byte (1) and the JSON text, so the text goes
+    as bytes, one per metadata document, with no re-encoding per row.
+    """
+    encoded = {None: None}
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy('COPY "%s" (%s) FROM STDIN (FORMAT BINARY)' % (table.name, _COLUMN_LIST)) as copy:
+            copy.set_types(_PG_NEW_TYPES)
+            for sample, text in zip(rows.samples, rows.metadata, strict=True):
+                document = encoded.get(text)
+                if document is None and text is not None:
+                    document = encoded[text] = _JSONB_VERSION + text.encode()
+                copy.write_row(sample[:11] + (document,))
 
 
 # -- MySQL / MariaDB ----------------------------------------------------------
@@ -182,6 +207,16 @@ WRITERS = {
 }
 
 
+INSERTERS = {
+    ("postgresql", "psycopg"): pg_copy_new,
+}
+
+
 def writer_for(dialect):
     """The upsert function for an engine's dialect and driver."""
     return WRITERS.get((dialects.family(dialect), dialect.driver), core_upsert)
+
+
+def inserter_for(dialect):
+    """The insert-only function for the dialect and driver, or None: upsert all."""
+    return INSERTERS.get((dialects.family(dialect), dialect.driver))

@@ -268,3 +268,29 @@ def test_listing_stops_while_gets_are_cheaper_and_every_metric_is_known(conf, cl
     assert spent == pages + len(unknown)
     assert pages > 1 and unknown
     assert len(items) == 20 * 12 and {s.counter_unit for s in items} == {"B"}
+
+
+def test_the_streams_of_a_pass_share_their_filters_resource_search(conf, project, monkeypatch):
+    """One search per filter and pass, whichever driver of the pool reads
+    which meter; the next pass searches again (resources come and go)."""
+    searched = []
+    search = gnocchi.GnocchiSource._search
+
+    def counted(self, flt):
+        searched.append(flt.name)
+        return search(self, flt)
+
+    monkeypatch.setattr(gnocchi.GnocchiSource, "_search", counted)
+    pid = project.resources[0]["project_id"]
+    pool = sources.DriverPool(lambda: gnocchi.GnocchiSource(conf), size=2)
+    try:
+        for _ in range(2):
+            pool.new_pass()
+            with pool.lease("cpu") as first, pool.lease("memory") as second:
+                assert first is not second
+                read = (("cpu", first), ("memory", second))
+                got = {m: as_dict([i for page in d.fetch(stream(pid, meter=m), START, END) for i in page]) for m, d in read}
+            assert got == {m: expected(project, m) for m in METERS}
+    finally:
+        pool.close()
+    assert searched == ["f", "f"]

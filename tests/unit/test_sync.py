@@ -251,7 +251,7 @@ def test_a_pass_reads_its_streams_at_once_each_with_a_driver_of_its_own(conf, si
 
 
 def test_the_pool_gives_a_stream_back_its_driver_and_waits_when_all_are_out():
-    pool = sources.DriverPool(object, size=2)
+    pool = sources.DriverPool(lambda: ListSource([]), size=2)
     entered = threading.Event()
 
     def third():
@@ -310,3 +310,99 @@ def test_on_sqlite_the_streams_read_at_once_and_write_one_at_a_time(conf, sink, 
     assert [r.error for r in results] == [None] * 3
     assert stored(sink) == expected(data, NOW - datetime.timedelta(seconds=600))
     assert most == [1]
+
+
+class GatedSource(ListSource):
+    """Serves each window's pages but waits, before each page after the
+    first, until the sink has written (or 2 s have passed)."""
+
+    def __init__(self, samples, written, **kwargs):
+        super().__init__(samples, **kwargs)
+        self.written, self.waited_in_vain = written, 0
+
+    def fetch(self, stream, start, end, census=None):
+        for n, page in enumerate(super().fetch(stream, start, end, census)):
+            if n and not self.written.wait(2):
+                self.waited_in_vain += 1
+            self.written.clear()
+            yield page
+
+
+def test_a_page_is_written_while_the_next_one_is_read(conf, sink, monkeypatch):
+    """With the next page not read yet, the rows in hand are written at once
+    rather than held until batch_size (20 here) of them: the database works
+    while the source reads."""
+    written, write = threading.Event(), sink.write
+
+    def watched(*args, **kwargs):
+        result = write(*args, **kwargs)
+        written.set()
+        return result
+
+    monkeypatch.setattr(sink, "write", watched)
+    data = samples_for("cpu", 6)
+    source = GatedSource(data, written, page=4)
+    [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
+    assert result.complete and stored(sink) == expected(data, NOW)
+    assert source.waited_in_vain == 0
+
+
+def test_windows_past_the_checkpoint_are_written_as_new(conf, sink, monkeypatch):
+    """A first pass writes every window with new=True; a later one writes
+    the windows of its lookback (before the old checkpoint) as upserts."""
+    calls, write = [], sink.write
+
+    def watched(items, stream=None, advance_to=None, scope="live", new=False):
+        calls.append((advance_to, new))
+        return write(items, stream, advance_to, scope, new)
+
+    monkeypatch.setattr(sink, "write", watched)
+    conf.set_override("max_window", 3600, group="sync")
+    data = samples_for("cpu", 30)
+    source = ListSource(data, page=100)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
+    assert calls and all(new for _, new in calls)
+    mark = sink.checkpoint(("mem", "f", "cpu"))
+    calls.clear()
+    later = NOW + datetime.timedelta(hours=2)
+    sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=later)
+    closing = [(end, new) for end, new in calls if end is not None]
+    # lookback is 1 h: the first window ends at the old checkpoint, the
+    # two after it are new.
+    assert closing == [(mark, False), (mark + datetime.timedelta(hours=1), True), (mark + datetime.timedelta(hours=2), True)]
+    assert stored(sink) == expected(data, later - datetime.timedelta(seconds=600))
+
+
+def test_a_pass_searches_what_its_streams_share_once():
+    """The drivers of a pool share one PassMemo per pass: computed once for
+    all, forgotten by the next pass, and a failure is not kept."""
+    pool = sources.DriverPool(lambda: ListSource([]), size=2)
+    computed = []
+
+    def compute():
+        computed.append(1)
+        time.sleep(0.05)
+        return len(computed)
+
+    def use(key):
+        with pool.lease(key) as driver:
+            return driver.memo.get("resources", compute)
+
+    pool.new_pass()
+    with pool.lease("x"):  # two drivers: x's is out, y and z share the other
+        threads = [threading.Thread(target=use, args=(k,)) for k in ("y", "z")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert use("x") == 1 and len(computed) == 1
+    pool.new_pass()
+    assert use("y") == 2
+
+    def broken():
+        raise SourceUnavailable("search failed")
+
+    pool.new_pass()
+    with pytest.raises(SourceUnavailable), pool.lease("x") as driver:
+        driver.memo.get("resources", broken)
+    assert use("x") == 3

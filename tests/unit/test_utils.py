@@ -1,4 +1,6 @@
 import datetime
+import threading
+import time
 
 import pytest
 
@@ -61,3 +63,23 @@ def test_read_ahead_left_early_stops_the_producer_and_waits_for_it():
         assert next(items) == 0
     assert not reader._thread.is_alive()
     assert len(produced) <= 4  # one taken, one queued, one in hand (+1 race)
+
+
+def test_read_ahead_says_whether_the_next_item_is_read_yet():
+    release = threading.Event()
+
+    def produce():
+        yield 1
+        release.wait(5)
+        yield 2
+
+    with utils.read_ahead(produce()) as items:
+        assert next(items) == 1
+        assert not items.ready()  # the producer waits for release
+        release.set()
+        for _ in range(100):
+            if items.ready():
+                break
+            time.sleep(0.01)
+        assert items.ready()
+        assert list(items) == [2]
