@@ -56,6 +56,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import functools
+import gc
 import logging
 import os
 import shutil
@@ -215,6 +216,7 @@ def read_only(endpoint, data, workdir):
     from meter_export import service
     from meter_export import sources
     from meter_export import sync
+    from meter_export import utils
     from meter_export import worker
 
     config = config_for(endpoint, data, workdir, "sqlite://")  # never opened
@@ -231,6 +233,8 @@ def read_only(endpoint, data, workdir):
             points = sum(len(page) for window in windows for page in source.fetch(stream, *window, census))
             return points, source.requests - sent
 
+    thresholds = gc.get_threshold()
+    utils.tune_collector()  # as run --once does
     watch = time.perf_counter()
     streams = worker.load_streams(conf)
     try:
@@ -238,6 +242,7 @@ def read_only(endpoint, data, workdir):
             done = list(pool.map(one, streams))
     finally:
         drivers.close()
+        gc.set_threshold(*thresholds)
     seconds = time.perf_counter() - watch
     return sum(p for p, _ in done), seconds, sum(r for _, r in done)
 

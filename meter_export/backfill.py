@@ -113,6 +113,7 @@ def run(conf):
     if not streams:
         raise service.ConfigError(None, "--filter/--meter", "no stream matches")
     worker.check_ready(conf)
+    utils.tune_collector()
     shutdown = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: shutdown.set())

@@ -3,6 +3,7 @@
 Retry presets live beside what they retry: sources/http.py, the sink."""
 
 import datetime
+import gc
 import logging
 import queue
 import re
@@ -52,6 +53,24 @@ def parse_start(text, now=None):
 def isoformat(value):
     """UTC, 6-digit microseconds, no offset: the form both APIs accept."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+# (first generation, second, third) of gc.set_threshold in a syncing process
+COLLECTOR_THRESHOLDS = (50000, 20, 20)
+
+
+def tune_collector():
+    """Make CPython's cyclic collector run less often in a process that syncs.
+
+    NOTE(bench): a pass allocates millions of short-lived objects the
+    collector tracks (each Sample holds its resource's metadata dict), and
+    the default thresholds (700, 10, 10) make it walk every page in flight
+    many times: 5.5-5.7 CPU-seconds of meter-export's 518,400-sample catch-up
+    against 3.8-3.9 with these (bench/e2e_gnocchi.py). The samples hold no
+    cycle, so nothing waits longer to be freed; the rest of the process's
+    garbage is collected as before, only later.
+    """
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 class StopWatch:

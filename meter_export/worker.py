@@ -168,6 +168,7 @@ class SyncService(cotyledon.Service):
         self._stopped = threading.Event()
 
     def run(self):
+        utils.tune_collector()
         syncer = Syncer(self.conf, self.streams, self._shutdown, self.rated_streams)
         LOG.info("Sync worker %d started with %d streams", self.worker_id, len(self.streams))
         try:
@@ -224,6 +225,7 @@ class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
 
 def run_once(conf, streams):
     """One pass in this process; 1 when a stream failed or was interrupted."""
+    utils.tune_collector()
     shutdown = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: shutdown.set())

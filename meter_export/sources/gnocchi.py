@@ -281,20 +281,28 @@ def to_item(point, target, prefix=None):
     value = _value(point[2]) if isinstance(point, (list, tuple)) and len(point) == 3 else None
     if value is None:
         return _rejected(point, target, "value is not a finite number", mid)
-    return sources.Sample(
-        mid,
-        t.counter_name,
-        t.counter_type,
-        t.counter_unit,
-        value,
-        t.project_id,
-        t.user_id,
-        t.resource_id,
-        t.source,
-        timestamp,
-        None,
-        t.resource_metadata,
+    return _new_sample(
+        (
+            mid,
+            t.counter_name,
+            t.counter_type,
+            t.counter_unit,
+            value,
+            t.project_id,
+            t.user_id,
+            t.resource_id,
+            t.source,
+            timestamp,
+            None,
+            t.resource_metadata,
+        )
     )
+
+
+# NOTE(bench): a NamedTuple's __new__ is Python code around tuple.__new__;
+# calling the latter directly builds the same Sample in a third of the
+# time (12% of the process's busy time in a profiled catch-up).
+_new_sample = functools.partial(tuple.__new__, sources.Sample)
 
 
 def page_items(body, targets, start, end):

@@ -83,3 +83,32 @@ def test_read_ahead_says_whether_the_next_item_is_read_yet():
             time.sleep(0.01)
         assert items.ready()
         assert list(items) == [2]
+
+
+def test_run_once_syncs_with_the_collector_tuned(monkeypatch):
+    """The pass runs with utils.COLLECTOR_THRESHOLDS (see tune_collector)."""
+    import gc
+
+    from meter_export import worker
+
+    seen = []
+
+    class Syncer:
+        def __init__(self, *args):
+            pass
+
+        def one_pass(self):
+            seen.append(gc.get_threshold())
+            return []
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(worker, "Syncer", Syncer)
+    monkeypatch.setattr(worker.signal, "signal", lambda *args: None)
+    before = gc.get_threshold()
+    try:
+        assert worker.run_once(None, []) == 0
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [utils.COLLECTOR_THRESHOLDS] != [before]
