@@ -101,6 +101,7 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="read-ahead", daemon=True)
         self._iterator = self._items()
+        self._handing = False  # the producer holds a read item it has not queued yet
 
     def __enter__(self):
         self._thread.start()
@@ -110,11 +111,18 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
         return self
 
     def __next__(self):
+        if self._thread.ident is None:  # never started: the get would wait forever
+            raise RuntimeError("read_ahead is iterated inside its with block only")
         return next(self._iterator)
 
     def ready(self):
-        """True when the next item (or the end) is already read: taking it will not wait."""
-        return not self._queue.empty()
+        """True when the next item (or the end) is already read: taking it will not wait.
+
+        NOTE(sync): the queue alone is not enough: just after the consumer
+        takes an item, the producer, blocked with the next one in hand, has
+        not been scheduled to queue it yet.
+        """
+        return self._handing or not self._queue.empty()
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -135,13 +143,17 @@ class read_ahead:  # noqa: N801 (used like a function: with read_ahead(it) as it
             self._put((self._END, e))
 
     def _put(self, entry):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._handing = True
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(entry, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self._handing = False
 
     def _items(self):
         while True:

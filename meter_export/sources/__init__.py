@@ -129,8 +129,9 @@ class PassMemo:
     """Values worked out once per pass and shared by the drivers of a pool.
 
     ``get(key, compute)``: the first caller computes the value while later
-    callers of the same key wait for it; a failure is not kept, so the next
-    caller tries again.
+    callers of the same key wait for it. A failure is kept too: the streams
+    that wait for it fail with it at once (the next pass tries again),
+    rather than each retrying the same broken request in turn.
     """
 
     def __init__(self):
@@ -141,8 +142,14 @@ class PassMemo:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._values:
-                self._values[key] = compute()
-            return self._values[key]
+                try:
+                    self._values[key] = (compute(), None)
+                except Exception as e:
+                    self._values[key] = (None, e)
+            value, error = self._values[key]
+        if error is not None:
+            raise error
+        return value
 
 
 class SourceDriver(abc.ABC):

@@ -84,10 +84,12 @@ OPTS = [
         min=100,
         help="Most points one /v1/aggregates request is sized for, by the census taken at the "
         "start of the pass (or, without one, by the window's length): each request becomes "
-        "one page of samples, so this bounds memory, per stream read at once (measured: peak "
-        "RSS 108 MB with 20000 and one stream at a time, 156 MB with three at once; 279 MB with "
-        "50000, whatever the amount of data); each metric is still read once per "
-        "window, so smaller pages cost few extra requests.",
+        "one page of samples, written while the next one is read, so this bounds memory per "
+        "stream read at once (measured with 10000 and 3 streams: peak RSS 108 MB for 518,400 "
+        "points, 114 MB for twice that). Gnocchi's cost is mostly per metric (about 6.5 ms "
+        "for 432 points here) and little per request (about 6 ms), and each metric is still "
+        "read once per window: smaller pages cost few extra requests and let the first write "
+        "start sooner.",
     ),
     cfg.IntOpt(
         "resources_per_page",

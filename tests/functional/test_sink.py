@@ -283,3 +283,25 @@ def test_on_postgresql_a_samples_commit_does_not_wait_for_the_disk(pg_url):
         assert seen == ["off"] and after == "on"
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize("new", [False, True], ids=["upsert", "insert-first"])
+def test_on_postgresql_metadata_keeps_its_text_in_any_client_encoding(pg_url, new):
+    """The server reads jsonb in the client encoding: 'é' is stored as 'é'
+    on a LATIN1 connection too, by both write paths."""
+    sink = Sink(pg_url + "?client_encoding=LATIN1")
+    try:
+        migrate.upgrade(sink)
+        with sink.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW client_encoding").scalar() == "LATIN1"
+        sample = make_sample(1, resource_metadata={"name": "café"})
+        assert sink.write([sample], STREAM, new=new).written == 1
+        reader = Sink(pg_url)
+        try:
+            with reader.engine.connect() as conn:
+                stored = conn.exec_driver_sql("SELECT message_id, resource_metadata->>'name' FROM samples").all()
+        finally:
+            reader.close()
+        assert stored == [(sample.message_id, "café")]
+    finally:
+        sink.close()

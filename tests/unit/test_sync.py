@@ -373,36 +373,68 @@ def test_windows_past_the_checkpoint_are_written_as_new(conf, sink, monkeypatch)
     assert stored(sink) == expected(data, later - datetime.timedelta(seconds=600))
 
 
+def test_pages_read_faster_than_written_are_grouped_up_to_batch_size(conf, sink, monkeypatch):
+    """The writer takes pages of 4 as they wait in the read-ahead and writes
+    them by batch_size (20), not a transaction per page."""
+    sizes, write = [], sink.write
+
+    def watched(items, *args, **kwargs):
+        sizes.append(len(items))
+        time.sleep(0.002)  # the source gets ahead
+        return write(items, *args, **kwargs)
+
+    monkeypatch.setattr(sink, "write", watched)
+    data = samples_for("cpu", 4, step_minutes=1)
+    source = ListSource(data, page=4)
+    [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
+    assert result.complete and stored(sink) == expected(data, NOW)
+    full = [n for n in sizes if n]
+    assert sum(full) == len(data) and len(full) <= len(data) // 20 + 3, sizes
+
+
 def test_a_pass_searches_what_its_streams_share_once():
     """The drivers of a pool share one PassMemo per pass: computed once for
-    all, forgotten by the next pass, and a failure is not kept."""
-    pool = sources.DriverPool(lambda: ListSource([]), size=2)
-    computed = []
+    all of them at once, forgotten by the next pass; a failure is shared
+    too, for that pass only."""
+    pool = sources.DriverPool(lambda: ListSource([]), size=3)
+    computed, together = [], threading.Barrier(3, timeout=5)
 
     def compute():
         computed.append(1)
         time.sleep(0.05)
         return len(computed)
 
-    def use(key):
+    def use(key, results=None):
         with pool.lease(key) as driver:
-            return driver.memo.get("resources", compute)
+            if results is not None:
+                together.wait()
+            value = driver.memo.get("resources", compute)
+            if results is not None:
+                results.append((driver, value))
+            return value
 
     pool.new_pass()
-    with pool.lease("x"):  # two drivers: x's is out, y and z share the other
-        threads = [threading.Thread(target=use, args=(k,)) for k in ("y", "z")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert use("x") == 1 and len(computed) == 1
+    results = []
+    threads = [threading.Thread(target=use, args=(k, results)) for k in ("x", "y", "z")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(d) for d, _ in results}) == 3  # three drivers asked at once
+    assert [v for _, v in results] == [1, 1, 1] and len(computed) == 1
     pool.new_pass()
     assert use("y") == 2
 
+    calls = []
+
     def broken():
+        calls.append(1)
         raise SourceUnavailable("search failed")
 
     pool.new_pass()
-    with pytest.raises(SourceUnavailable), pool.lease("x") as driver:
-        driver.memo.get("resources", broken)
+    for key in ("x", "y"):
+        with pytest.raises(SourceUnavailable), pool.lease(key) as driver:
+            driver.memo.get("resources", broken)
+    assert len(calls) == 1
+    pool.new_pass()
     assert use("x") == 3

@@ -112,3 +112,19 @@ def test_run_once_syncs_with_the_collector_tuned(monkeypatch):
     finally:
         gc.set_threshold(*before)
     assert seen == [utils.COLLECTOR_THRESHOLDS] != [before]
+
+
+def test_read_ahead_is_ready_at_once_when_the_producer_is_ahead():
+    """Just after an item is taken the producer, blocked with the next one
+    in hand, has not queued it yet: ready() still says it is there."""
+    seen = []
+    with utils.read_ahead(iter(range(30))) as items:
+        for _ in items:
+            seen.append(items.ready())
+            time.sleep(0.002)  # the producer catches up and blocks again
+    assert seen == [True] * 30
+
+
+def test_read_ahead_outside_its_block_refuses_to_wait_forever():
+    with pytest.raises(RuntimeError, match="with block"):
+        next(utils.read_ahead(iter([1])))
