@@ -129,9 +129,12 @@ class PassMemo:
     """Values worked out once per pass and shared by the drivers of a pool.
 
     ``get(key, compute)``: the first caller computes the value while later
-    callers of the same key wait for it. A failure is kept too: the streams
-    that wait for it fail with it at once (the next pass tries again),
-    rather than each retrying the same broken request in turn.
+    callers of the same key wait for it. A failure is not kept: the next
+    caller computes again.
+
+    NOTE(bad-input): so one malformed answer fails one stream, not every
+    stream of its filter (tests/functional/test_bad_input.py); the price is
+    that during an outage the waiting streams retry one after the other.
     """
 
     def __init__(self):
@@ -142,14 +145,8 @@ class PassMemo:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._values:
-                try:
-                    self._values[key] = (compute(), None)
-                except Exception as e:
-                    self._values[key] = (None, e)
-            value, error = self._values[key]
-        if error is not None:
-            raise error
-        return value
+                self._values[key] = compute()
+            return self._values[key]
 
 
 class SourceDriver(abc.ABC):
