@@ -151,16 +151,25 @@ def in_process(config, *args):
     """meter-export in this process (cli.main); returns (exit code, seconds)."""
     from meter_export import cli as cli_mod
 
-    # NOTE(bench): run and backfill tune the process's collector
-    # (utils.tune_collector); the baselines timed after them in this process
-    # must run with the interpreter's defaults, as a plain script does.
-    thresholds = gc.get_threshold()
     started = time.perf_counter()
-    try:
+    with collector_restored():
         code = cli_mod.main(["--config-file", config, *args])
+    return code, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def collector_restored():
+    """The collector's thresholds as they were before the block.
+
+    NOTE(bench): run and backfill tune the process's collector
+    (utils.tune_collector); the baselines timed after them in this process
+    must run with the interpreter's defaults, as a plain script does.
+    """
+    thresholds = gc.get_threshold()
+    try:
+        yield
     finally:
         gc.set_threshold(*thresholds)
-    return code, time.perf_counter() - started
 
 
 def startup_seconds(repeat=3):

@@ -56,7 +56,6 @@ import concurrent.futures
 import contextlib
 import datetime
 import functools
-import gc
 import logging
 import os
 import shutil
@@ -233,16 +232,14 @@ def read_only(endpoint, data, workdir):
             points = sum(len(page) for window in windows for page in source.fetch(stream, *window, census))
             return points, source.requests - sent
 
-    thresholds = gc.get_threshold()
-    utils.tune_collector()  # as run --once does
     watch = time.perf_counter()
     streams = worker.load_streams(conf)
     try:
-        with concurrent.futures.ThreadPoolExecutor(min(drivers.size, len(streams))) as pool:
+        with common.collector_restored(), concurrent.futures.ThreadPoolExecutor(min(drivers.size, len(streams))) as pool:
+            utils.tune_collector()  # as run --once does
             done = list(pool.map(one, streams))
     finally:
         drivers.close()
-        gc.set_threshold(*thresholds)
     seconds = time.perf_counter() - watch
     return sum(p for p, _ in done), seconds, sum(r for _, r in done)
 

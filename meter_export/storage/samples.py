@@ -6,7 +6,6 @@ quarantined items and, when asked, the advance of its stream's checkpoint.
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import logging
 import threading
@@ -117,16 +116,9 @@ class Sink:
         """One attempt; the retries around it share one retry_timeout."""
         with self._writing:
             if new and good and self._inserter is not None:
-                try:
-                    insert = functools.partial(self._upsert, writer=self._inserter)
-                    return self._transaction(good, rejected, stream, advance_to, scope, insert)
-                except _Refused as e:
-                    # NOTE(sink): rows thought new were stored already (a window
-                    # read again after a crash, two filters sharing a metric) or
-                    # refused; all is rolled back and upserted as below. INFO:
-                    # a cause that stays (row-level security refuses COPY)
-                    # doubles every write, and must show.
-                    LOG.info("Inserting %d samples of %s failed (%s); upserting them", len(good), stream, e)
+                result = self._inserted(good, rejected, stream, advance_to, scope)
+                if result is not None:
+                    return result
             try:
                 return self._transaction(good, rejected, stream, advance_to, scope, self._upsert)
             except _Refused as e:
@@ -136,6 +128,18 @@ class Sink:
                 # savepoint per batch, to find and quarantine the refused rows.
                 LOG.warning("The database refused a batch of %s (%s); isolating the refused samples", stream, e)
                 return self._transaction(good, rejected, stream, advance_to, scope, self._upsert_isolating)
+
+    def _inserted(self, good, rejected, stream, advance_to, scope):
+        """The write as a plain insert; None when refused (and rolled back)."""
+        try:
+            return self._transaction(good, rejected, stream, advance_to, scope, self._insert)
+        except _Refused as e:
+            # NOTE(sink): rows thought new were stored already (a window read
+            # again after a crash, two filters sharing a metric) or refused;
+            # the caller upserts them. INFO: a cause that stays (row-level
+            # security refuses COPY) doubles every write, and must show.
+            LOG.info("Inserting %d samples of %s failed (%s); upserting them", len(good), stream, e)
+            return None
 
     def _transaction(self, good, rejected, stream, advance_to, scope, write_batches):
         now = utils.utcnow()
@@ -159,11 +163,17 @@ class Sink:
     def _batches(self, good):
         return [good[i : i + self.batch_size] for i in range(0, len(good), self.batch_size)]
 
-    def _upsert(self, conn, good, writer=None):
-        """Upsert (or insert, with the inserter as ``writer``) in batches; any
-        refusal that a retry cannot cure raises _Refused."""
+    def _upsert(self, conn, good):
+        return self._all_batches(conn, good, self._writer)
+
+    def _insert(self, conn, good):
+        return self._all_batches(conn, good, self._inserter)
+
+    def _all_batches(self, conn, good, writer):
+        """Write in batches with ``writer``; any refusal that a retry cannot
+        cure raises _Refused."""
         for batch in self._batches(good):
-            refusal = self._refusal(conn, batch, writer or self._writer)
+            refusal = self._refusal(conn, batch, writer)
             if refusal is not None:
                 raise _Refused(_first_line(refusal)) from refusal
         return []
